@@ -1,0 +1,95 @@
+package billing_test
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tagihan/billing"
+)
+
+func TestSettableClock(t *testing.T) {
+	start := time.Date(2028, 2, 28, 23, 59, 59, 0, time.FixedZone("WIB", 7*3600))
+	c := billing.NewSettableClock(start)
+	if got := c.Now(); !got.Equal(start) || got.Location() != time.UTC {
+		t.Fatalf("Now = %v, want %v in UTC", got, start)
+	}
+	if got := c.Advance(time.Second); !got.Equal(start.Add(time.Second)) {
+		t.Fatalf("Advance = %v", got)
+	}
+	leap := time.Date(2028, 2, 29, 0, 0, 0, 0, time.UTC)
+	c.Set(leap)
+	if !c.Now().Equal(leap) {
+		t.Fatalf("Set: Now = %v", c.Now())
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Advance(time.Minute); _ = c.Now() }()
+	}
+	wg.Wait()
+	if want := leap.Add(50 * time.Minute); !c.Now().Equal(want) {
+		t.Fatalf("after concurrent Advance: %v, want %v", c.Now(), want)
+	}
+}
+
+func TestFormatTime(t *testing.T) {
+	in := time.Date(2026, 11, 21, 7, 0, 0, 123456789, time.FixedZone("WIB", 7*3600))
+	if got := billing.FormatTime(in); got != "2026-11-21T00:00:00.123Z" {
+		t.Fatalf("FormatTime = %q", got)
+	}
+}
+
+func TestNewID(t *testing.T) {
+	seen := map[string]bool{}
+	var ids []string
+	for i := 0; i < 1000; i++ {
+		id := billing.NewID(billing.PrefixCustomer)
+		if !billing.ValidID(billing.PrefixCustomer, id) {
+			t.Fatalf("NewID gave %q, which ValidID rejects", id)
+		}
+		if id[len("cust-")+14] != '7' {
+			t.Fatalf("%q is not a version 7 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("duplicate id %q", id)
+		}
+		seen[id] = true
+		ids = append(ids, id)
+		if i%100 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	// Ids made in later milliseconds sort later.
+	first, last := ids[0], ids[len(ids)-1]
+	if !sort.StringsAreSorted([]string{first[:len("cust-")+13], last[:len("cust-")+13]}) {
+		t.Fatalf("ids are not time-ordered: %s then %s", first, last)
+	}
+	for _, bad := range []string{"", "cust-", "cust-xyz", "mtr-" + ids[0][5:], strings.ToUpper(ids[0]), ids[0] + "0", "cust-0194f1c2_7b3a-7c4e-9a55-3f0e2d1c0b9a"} {
+		if billing.ValidID(billing.PrefixCustomer, bad) {
+			t.Errorf("ValidID accepted %q", bad)
+		}
+	}
+}
+
+func TestValidationCollectsEveryField(t *testing.T) {
+	var v billing.Validation
+	if v.Err() != nil {
+		t.Fatal("empty Validation returned an error")
+	}
+	v.Check(false, "email", "must be an e-mail address")
+	v.Check(true, "type", "never added")
+	v.Merge("x", billing.Invalid("mobile_number", "must be E.164"))
+	e, ok := billing.AsError(v.Err())
+	if !ok || e.Reason != billing.ReasonValidation || len(e.Fields) != 2 || e.Fields[1].Field != "mobile_number" {
+		t.Fatalf("Err = %#v", v.Err())
+	}
+	if billing.CodeOf(v.Err()) != billing.EINVALID || billing.CodeOf(errTest) != billing.EINTERNAL || billing.CodeOf(nil) != "" {
+		t.Fatal("CodeOf wrong")
+	}
+}
+
+var errTest = errors.ErrUnsupported

@@ -1,0 +1,74 @@
+// Package postgres opens the engine's database (a pgx pool, and bun on top of
+// the same pool) and finds one when none is configured: DATABASE_URL, then a
+// server on localhost:5432, then a private cluster under ./.data/postgres
+// (SPEC §2, "Embedded default database").
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+)
+
+// DB is one database opened two ways over one connection pool: Pool for
+// River and for COPY-heavy paths, Bun for queries and migrations. Closing it
+// closes both.
+type DB struct {
+	Pool *pgxpool.Pool
+	Bun  *bun.DB
+}
+
+// Open connects to the database at url (a postgres:// URL or a libpq
+// key=value string) and checks that it answers. maxConns bounds the pool;
+// zero means pgx's default (the larger of 4 and the number of CPUs).
+func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	sqldb := stdlib.OpenDBFromPool(pool)
+	return &DB{Pool: pool, Bun: bun.NewDB(sqldb, pgdialect.New())}, nil
+}
+
+// Close closes bun's *sql.DB and then the pool.
+func (db *DB) Close() {
+	_ = db.Bun.Close()
+	db.Pool.Close()
+}
+
+// WithDatabase returns url changed to connect to database name instead. It
+// accepts both forms Open does: postgres:// URLs and key=value strings.
+func WithDatabase(rawURL, name string) (string, error) {
+	if strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://") {
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return "", fmt.Errorf("parse database url: %w", err)
+		}
+		u.Path = "/" + name
+		u.RawPath = ""
+		return u.String(), nil
+	}
+	// In a key=value string the last setting of a key wins.
+	return rawURL + " dbname='" + strings.ReplaceAll(name, "'", `\'`) + "'", nil
+}

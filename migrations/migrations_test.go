@@ -1,0 +1,77 @@
+package migrations_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/tagihan/billing/internal/pgtest"
+	"github.com/tagihan/billing/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestUpDownStatus(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	m, err := migrations.New(db.Pool, db.Bun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.Pending(ctx); err != nil || n != 0 {
+		t.Fatalf("template database: %d pending, %v", n, err)
+	}
+
+	// Down one group removes the engine's last group only.
+	done, err := m.Down(ctx, false)
+	if err != nil || len(done) == 0 {
+		t.Fatalf("Down = %v, %v", done, err)
+	}
+	if n, _ := m.Pending(ctx); n != len(done) {
+		t.Fatalf("after Down: %d pending, want %d", n, len(done))
+	}
+	// Down --all leaves nothing of the engine or River.
+	if _, err := m.Down(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	var tables int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("after Down --all: %d tables remain (%v)", tables, err)
+	}
+	status, err := m.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range status {
+		if s.Applied {
+			t.Fatalf("after Down --all, %s %s is applied", s.Kind, s.Name)
+		}
+	}
+
+	// Several processes starting at once: each Up waits for the lock and
+	// exactly one applies each migration.
+	var wg sync.WaitGroup
+	results := make([]migrations.Applied, 4)
+	errs := make([]error, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = m.Up(ctx)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("concurrent Up %d: %v", i, errs[i])
+		}
+		total += len(results[i])
+	}
+	if total != len(status) {
+		t.Fatalf("concurrent Ups applied %d migrations in all, want %d", total, len(status))
+	}
+	if n, err := m.Pending(ctx); err != nil || n != 0 {
+		t.Fatalf("after Up: %d pending, %v", n, err)
+	}
+}
