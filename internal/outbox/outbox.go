@@ -1,0 +1,120 @@
+// Package outbox writes domain events (SPEC §4.9) into the events table in
+// the caller's transaction, so that an event exists exactly when the change
+// it describes was committed. Delivery to webhook endpoints reads from the
+// table; nothing here sends anything.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tagihan/billing"
+	"github.com/uptrace/bun"
+)
+
+// APIVersion is written into every event's envelope.
+const APIVersion = "2026-11-01"
+
+// Event types (SPEC §4.9).
+const (
+	RecurringPlanActivated    = "recurring.plan.activated"
+	RecurringPlanInactivated  = "recurring.plan.inactivated"
+	RecurringCycleCreated     = "recurring.cycle.created"
+	RecurringCycleAmountFixed = "recurring.cycle.amount_fixed"
+	RecurringCycleSucceeded   = "recurring.cycle.succeeded"
+	RecurringCycleRetrying    = "recurring.cycle.retrying"
+	RecurringCycleFailed      = "recurring.cycle.failed"
+	PaymentCapture            = "payment.capture"
+	PaymentFailure            = "payment.failure"
+	PaymentTokenActivation    = "payment_token.activation"
+	PaymentTokenExpiry        = "payment_token.expiry"
+	InvoiceFinalized          = "invoice.finalized"
+	InvoiceNeedsReview        = "invoice.needs_review"
+	InvoicePaid               = "invoice.paid"
+	InvoiceVoided             = "invoice.voided"
+	CustomerServiceSuspended  = "customer.service.suspended"
+	CustomerServiceReinstated = "customer.service.reinstated"
+	NotificationFailed        = "notification.failed"
+)
+
+// Types lists every event type the engine emits.
+var Types = []string{
+	RecurringPlanActivated, RecurringPlanInactivated, RecurringCycleCreated, RecurringCycleAmountFixed,
+	RecurringCycleSucceeded, RecurringCycleRetrying, RecurringCycleFailed, PaymentCapture, PaymentFailure,
+	PaymentTokenActivation, PaymentTokenExpiry, InvoiceFinalized, InvoiceNeedsReview, InvoicePaid,
+	InvoiceVoided, CustomerServiceSuspended, CustomerServiceReinstated, NotificationFailed,
+}
+
+var known = func() map[string]bool {
+	m := make(map[string]bool, len(Types))
+	for _, t := range Types {
+		m[t] = true
+	}
+	return m
+}()
+
+// Event is one stored event.
+type Event struct {
+	bun.BaseModel `bun:"table:events"`
+
+	ID         string          `bun:"id,pk"`
+	BusinessID string          `bun:"business_id"`
+	Type       string          `bun:"type"`
+	APIVersion string          `bun:"api_version"`
+	Created    time.Time       `bun:"created"`
+	Data       json.RawMessage `bun:"data,type:jsonb"`
+}
+
+// Emit writes an event of type eventType for business businessID, with data
+// as its payload, through db: pass the transaction that makes the change the
+// event describes. created is the business clock's reading at the change.
+// An unknown event type is a programming error and is returned as one.
+func Emit(ctx context.Context, db bun.IDB, businessID, eventType string, created time.Time, data any) (*Event, error) {
+	if !known[eventType] {
+		return nil, fmt.Errorf("emit %q: unknown event type", eventType)
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("emit %s: encode data: %w", eventType, err)
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, fmt.Errorf("emit %s: data must be a JSON object", eventType)
+	}
+	e := &Event{
+		ID:         billing.NewID(billing.PrefixEvent),
+		BusinessID: businessID,
+		Type:       eventType,
+		APIVersion: APIVersion,
+		Created:    created.UTC().Truncate(time.Microsecond),
+		Data:       raw,
+	}
+	if _, err := db.NewInsert().Model(e).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("emit %s: %w", eventType, err)
+	}
+	return e, nil
+}
+
+// envelope is the JSON a webhook receiver gets (Xendit's shape).
+type envelope struct {
+	ID         string          `json:"id"`
+	Event      string          `json:"event"`
+	BusinessID string          `json:"business_id"`
+	Created    string          `json:"created"`
+	APIVersion string          `json:"api_version"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// Envelope returns the event as delivered: {"id", "event", "business_id",
+// "created", "api_version", "data"}.
+func (e *Event) Envelope() ([]byte, error) {
+	return json.Marshal(envelope{
+		ID:         e.ID,
+		Event:      e.Type,
+		BusinessID: e.BusinessID,
+		Created:    billing.FormatTime(e.Created),
+		APIVersion: e.APIVersion,
+		Data:       e.Data,
+	})
+}

@@ -1,0 +1,84 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/internal/business"
+	"github.com/tagihan/billing/internal/outbox"
+	"github.com/tagihan/billing/internal/pgtest"
+	"github.com/uptrace/bun"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestEmitIsPartOfTheCallersTransaction(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	clock := billing.NewSettableClock(time.Date(2026, 1, 31, 23, 59, 59, 0, time.UTC))
+	biz, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: "Outbox Test", Mode: business.ModeSandbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		n, err := db.Bun.NewSelect().Model((*outbox.Event)(nil)).Where("business_id = ?", biz.ID).Count(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(n)
+	}
+
+	// Rolled back with the change: no event.
+	errRollback := errors.New("rollback")
+	err = db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := outbox.Emit(ctx, tx, biz.ID, outbox.CustomerServiceSuspended, clock.Now(), map[string]any{"customer_id": "cust-1"}); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) || count() != 0 {
+		t.Fatalf("after rollback: err %v, %d events", err, count())
+	}
+
+	// Committed with the change: exactly one event, with its envelope.
+	var ev *outbox.Event
+	err = db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		ev, err = outbox.Emit(ctx, tx, biz.ID, outbox.CustomerServiceSuspended, clock.Now(), map[string]any{"customer_id": "cust-1", "amount": billing.NumberOf(dec("150000.5"))})
+		return err
+	})
+	if err != nil || count() != 1 {
+		t.Fatalf("after commit: err %v, %d events", err, count())
+	}
+	stored := new(outbox.Event)
+	if err := db.Bun.NewSelect().Model(stored).Where("id = ?", ev.ID).Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stored.Envelope()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]any
+	d := json.NewDecoder(bytesReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&env); err != nil {
+		t.Fatal(err)
+	}
+	data := env["data"].(map[string]any)
+	if env["id"] != ev.ID || env["event"] != "customer.service.suspended" || env["business_id"] != biz.ID ||
+		env["created"] != "2026-01-31T23:59:59.000Z" || env["api_version"] != outbox.APIVersion ||
+		data["customer_id"] != "cust-1" || data["amount"].(json.Number).String() != "150000.5" {
+		t.Fatalf("envelope = %s", raw)
+	}
+
+	if _, err := outbox.Emit(ctx, db.Bun, biz.ID, "customer.created", clock.Now(), map[string]any{}); err == nil {
+		t.Fatal("an unknown event type was accepted")
+	}
+	if _, err := outbox.Emit(ctx, db.Bun, biz.ID, outbox.InvoicePaid, clock.Now(), []int{1}); err == nil {
+		t.Fatal("a non-object payload was accepted")
+	}
+}

@@ -1,0 +1,79 @@
+// Package jobs holds the engine's River job kinds and their workers. Workers
+// are thin: they lock the rows they act on, re-check them, and call the
+// domain packages. Rows are the truth and jobs only a trigger (SPEC §2), so a
+// lost, late or repeated job never loses or repeats work.
+package jobs
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/tagihan/billing"
+	"github.com/uptrace/bun"
+)
+
+// Deps are what workers need.
+type Deps struct {
+	// DB is the engine's database (bun over the same pool as River).
+	DB *bun.DB
+	// Clock is the system clock.
+	Clock billing.Clock
+}
+
+// Config configures the River client.
+type Config struct {
+	// Work says whether this client works jobs (roles all and worker) or only
+	// inserts them (role api).
+	Work bool
+	// MaxWorkers bounds the jobs worked at once by this process. Defaults to 50.
+	MaxWorkers int
+	// CleanupInterval is how often expired idempotency records are deleted.
+	// Defaults to one hour.
+	CleanupInterval time.Duration
+	// Logger receives River's logs. Defaults to discarding.
+	Logger *slog.Logger
+	// TestOnly sets River's test mode (see river.Config.TestOnly).
+	TestOnly bool
+}
+
+// NewClient returns a River client over pool with every worker and periodic
+// job of the engine registered. Start it to work jobs; River elects one
+// leader among all processes to run the periodic jobs.
+func NewClient(pool *pgxpool.Pool, deps Deps, cfg Config) (*river.Client[pgx.Tx], error) {
+	if cfg.MaxWorkers == 0 {
+		cfg.MaxWorkers = 50
+	}
+	if cfg.CleanupInterval == 0 {
+		cfg.CleanupInterval = time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &IdempotencyCleanupWorker{deps: deps}); err != nil {
+		return nil, err
+	}
+	rc := &river.Config{
+		Workers:  workers,
+		Logger:   cfg.Logger,
+		TestOnly: cfg.TestOnly,
+	}
+	if cfg.Work {
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}
+		rc.PeriodicJobs = []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return IdempotencyCleanupArgs{}, nil },
+				&river.PeriodicJobOpts{ID: IdempotencyCleanupArgs{}.Kind(), RunOnStart: true}),
+		}
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return client, nil
+}
