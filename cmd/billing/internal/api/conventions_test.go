@@ -95,7 +95,7 @@ func TestMalformedBodiesChangeNothing(t *testing.T) {
 		`"customer"`:                    "body",
 		`{"reference_id": 42}`:          "reference_id",
 		`{"reference_id": "a"} {"x":1}`: "body",
-		`{"reference_id":"a","type":"INDIVIDUAL","individual_detail":{"given_names":["Siti"]}}`: "individual_detail.given_names",
+		`{"reference_id":"a","type":"INDIVIDUAL","individual_detail":{"given_names":["Siti"]}}`:         "individual_detail.given_names",
 		`{"reference_id":"a","type":"INDIVIDUAL","individual_detail":{"given_names":"S"},"email":true}`: "email",
 	} {
 		b.call("POST", "/customers", body).wantError(t, 400, "API_VALIDATION_ERROR", field)
