@@ -60,13 +60,19 @@ func parseDecimalLiteral(lit []byte) (decimal.Decimal, error) {
 	if i := bytes.IndexByte(mant, '.'); i >= 0 {
 		intPart, fracPart = mant[:i], mant[i+1:]
 	}
-	intPart = bytes.TrimLeft(intPart, "0")
-	fracPart = bytes.TrimRight(fracPart, "0")
-	if len(intPart) > 0 && len(intPart)+exp > maxIntegerDigits {
-		return decimal.Decimal{}, fmt.Errorf("too large: at most %d digits before the decimal point", maxIntegerDigits)
-	}
-	if len(fracPart) > 0 && len(fracPart)-exp > maxFractionDigits {
-		return decimal.Decimal{}, fmt.Errorf("too many decimal places: at most %d", maxFractionDigits)
+	// In all = intPart+fracPart the decimal point sits at index point once
+	// the exponent is applied; the significant digits run from first to last.
+	all := append(append([]byte{}, intPart...), fracPart...)
+	point := len(intPart) + exp
+	first := bytes.IndexFunc(all, func(r rune) bool { return r != '0' })
+	if first >= 0 {
+		last := bytes.LastIndexFunc(all, func(r rune) bool { return r != '0' })
+		if point-first > maxIntegerDigits {
+			return decimal.Decimal{}, fmt.Errorf("too large: at most %d digits before the decimal point", maxIntegerDigits)
+		}
+		if last+1-point > maxFractionDigits {
+			return decimal.Decimal{}, fmt.Errorf("too many decimal places: at most %d", maxFractionDigits)
+		}
 	}
 	d, err := decimal.NewFromString(string(lit))
 	if err != nil {

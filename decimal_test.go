@@ -41,7 +41,7 @@ func TestParseDecimal(t *testing.T) {
 		``, `""`, `"abc"`, `NaN`, `"NaN"`, `Infinity`, `0x10`, `"0x10"`, `1.`, `.5`, `"+1"`, `+1`,
 		`01`, `1e`, `1e+`, `"1 "`, `" 1"`, `--1`, `1.2.3`, `true`, `null`, `[1]`, `{}`, `1e999999999`,
 		`1e-999999999`, `"1e31"`, `1e30`, strings.Repeat("9", 31), "0." + strings.Repeat("0", 30) + "1",
-		strings.Repeat("1", 65), `"1,000"`, `"١"`,
+		strings.Repeat("1", 65), `"1,000"`, `"١"`, `"0.1E70"`, `0.0001e35`, `100e-33`,
 	}
 	for _, in := range bad {
 		if d, err := billing.ParseDecimal([]byte(in)); err == nil {

@@ -66,6 +66,35 @@ func URL(t testing.TB) string {
 	return cloneURL
 }
 
+// Fresh returns a database of the test's own, cloned from the template
+// (so it is migrated and empty), with its connection string; it is dropped
+// when the test ends. Use it when a test needs a database no other test
+// touches, such as one with no business at all.
+func Fresh(t testing.TB) (*postgres.DB, string) {
+	t.Helper()
+	New(t)
+	ctx := context.Background()
+	name, err := cloneTemplate(ctx)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	url, err := postgres.WithDatabase(cloneURL, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := postgres.Open(ctx, url, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		if err := dropDatabase(context.Background(), name); err != nil {
+			t.Errorf("pgtest: drop %s: %v", name, err)
+		}
+	})
+	return db, url
+}
+
 // Main runs the tests and then drops the package's database.
 func Main(m *testing.M) {
 	code := m.Run()

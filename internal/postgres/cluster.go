@@ -40,11 +40,15 @@ type Cluster struct {
 // PostgreSQL server programs found on PATH or under
 // /usr/lib/postgresql/*/bin (the newest version). Nothing is started yet.
 func NewCluster(dir string) (*Cluster, error) {
+	return newCluster(dir, nil)
+}
+
+func newCluster(dir string, binDirs []string) (*Cluster, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	bin, err := findServerBinaries()
+	bin, err := findServerBinaries(binDirs)
 	if err != nil {
 		return nil, err
 	}
@@ -66,22 +70,29 @@ func NewCluster(dir string) (*Cluster, error) {
 	return c, nil
 }
 
-func findServerBinaries() (string, error) {
-	if p, err := exec.LookPath("pg_ctl"); err == nil {
-		dir := filepath.Dir(p)
-		if _, err := os.Stat(filepath.Join(dir, "initdb")); err == nil {
-			return dir, nil
+// findServerBinaries returns the first of dirs holding both pg_ctl and
+// initdb; with no dirs, it searches PATH, then /usr/lib/postgresql/*/bin with
+// the newest version first.
+func findServerBinaries(dirs []string) (string, error) {
+	if dirs == nil {
+		dirs = filepath.SplitList(os.Getenv("PATH"))
+		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
+		sort.Slice(matches, func(i, j int) bool { return versionOf(matches[i]) > versionOf(matches[j]) })
+		for _, m := range matches {
+			dirs = append(dirs, filepath.Dir(m))
 		}
 	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
-	sort.Slice(matches, func(i, j int) bool { return versionOf(matches[i]) > versionOf(matches[j]) })
-	for _, m := range matches {
-		dir := filepath.Dir(m)
-		if _, err := os.Stat(filepath.Join(dir, "initdb")); err == nil {
+	for _, dir := range dirs {
+		if isExecutable(filepath.Join(dir, "pg_ctl")) && isExecutable(filepath.Join(dir, "initdb")) {
 			return dir, nil
 		}
 	}
 	return "", errNoServerBinaries
+}
+
+func isExecutable(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && !info.IsDir() && info.Mode()&0o111 != 0
 }
 
 // versionOf returns the major version in /usr/lib/postgresql/<v>/bin/pg_ctl.

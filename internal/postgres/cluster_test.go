@@ -125,3 +125,12 @@ func reachableTempDir(t *testing.T) string {
 	}
 	return dir
 }
+
+func TestDiscoverWithoutPostgres(t *testing.T) {
+	_, err := postgres.Discover(context.Background(), postgres.DiscoverOptions{
+		ClusterDir: filepath.Join(t.TempDir(), "pg"), LocalAddr: "127.0.0.1:1", BinDirs: []string{t.TempDir()},
+	})
+	if !errors.Is(err, postgres.ErrNoPostgres) || !strings.Contains(err.Error(), "apt-get install postgresql") || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("err = %v, want ErrNoPostgres saying how to install PostgreSQL or set DATABASE_URL", err)
+	}
+}

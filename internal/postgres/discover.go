@@ -47,6 +47,9 @@ type DiscoverOptions struct {
 	// LocalAddr is the address probed in the second step. Defaults to
 	// "localhost:5432".
 	LocalAddr string
+	// BinDirs are the folders searched for initdb and pg_ctl. Defaults to
+	// the folders on PATH, then /usr/lib/postgresql/*/bin (newest first).
+	BinDirs []string
 	// Logger receives one line saying what was found. Defaults to discarding.
 	Logger *slog.Logger
 }
@@ -80,7 +83,7 @@ func Discover(ctx context.Context, opts DiscoverOptions) (*Found, error) {
 	}
 	log.Info("no usable PostgreSQL server on "+opts.LocalAddr, "reason", err.Error())
 
-	cl, err := NewCluster(opts.ClusterDir)
+	cl, err := newCluster(opts.ClusterDir, opts.BinDirs)
 	if errors.Is(err, errNoServerBinaries) {
 		return nil, ErrNoPostgres
 	}

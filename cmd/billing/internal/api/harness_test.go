@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -41,6 +42,7 @@ type options struct {
 	rateLimit rate.Limit
 	rateBurst int
 	wrap      func(http.Handler) http.Handler
+	logger    *slog.Logger
 }
 
 func setup(t *testing.T, opts ...func(*options)) *bundle {
@@ -51,7 +53,7 @@ func setup(t *testing.T, opts ...func(*options)) *bundle {
 	}
 	db := pgtest.New(t)
 	clock := billing.NewSettableClock(sandboxStart)
-	s := api.New(api.Config{DB: db, Clock: clock, RateLimit: o.rateLimit, RateBurst: o.rateBurst})
+	s := api.New(api.Config{DB: db, Clock: clock, RateLimit: o.rateLimit, RateBurst: o.rateBurst, Logger: o.logger})
 	var h http.Handler = s.Handler()
 	if o.wrap != nil {
 		h = o.wrap(h)
