@@ -23,7 +23,7 @@ func TestCustomerLifecycle(t *testing.T) {
 			map[string]any{"country_code": "ID", "line_1": "Jl. Merdeka 1", "city": "Bandung", "postal_code": "40111", "is_primary": true},
 			map[string]any{"country": "ID", "street_line1": "Jl. Asia Afrika 8", "city": "Bandung"},
 		},
-		"metadata":           map[string]any{"meter_id": "5300123456", "tariff": "R-1/1300VA"},
+		"metadata":          map[string]any{"meter_id": "5300123456", "tariff": "R-1/1300VA"},
 		"unknown_sdk_field": "ignored on Xendit-shaped resources",
 	}
 	r := b.call("POST", "/customers", body)
