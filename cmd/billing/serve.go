@@ -141,7 +141,7 @@ func readiness(db *postgres.DB, m *migrations.Migrator) func(context.Context) er
 			return fmt.Errorf("migration status: %w", err)
 		}
 		if n > 0 {
-			return fmt.Errorf("%d migrations pending; run billing migrate up", n)
+			return billing.Errorf(billing.EINTERNAL, billing.ReasonServer, "%d migrations pending; run billing migrate up", n)
 		}
 		return nil
 	}

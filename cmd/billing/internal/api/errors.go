@@ -60,6 +60,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error, s
 	if status != 0 {
 		code = status
 	}
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="billing", charset="UTF-8"`)
+	}
 	writeJSON(w, code, body)
 }
 

@@ -148,7 +148,7 @@ func apiKeyFrom(r *http.Request) string {
 }
 
 var errTooLarge = &billing.Error{Code: billing.ETOOLARGE, Reason: billing.ReasonTooLarge,
-	Message: "the request body is larger than 10 MiB; send usage in batches of at most 10,000 events"}
+	Message: "the request body is larger than 10 MiB"}
 
 // readBody reads a POST or PATCH body of at most MaxBodyBytes, which must
 // be JSON when it is not empty.
