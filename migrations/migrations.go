@@ -89,7 +89,7 @@ func (m *Migrator) Up(ctx context.Context) (Applied, error) {
 			return fmt.Errorf("engine migrations: %w", err)
 		}
 		for _, mig := range group.Migrations {
-			done = append(done, "engine "+mig.Name)
+			done = append(done, "engine "+migrationName(mig))
 		}
 		return nil
 	})
@@ -111,7 +111,7 @@ func (m *Migrator) Down(ctx context.Context, all bool) (Applied, error) {
 				return fmt.Errorf("engine migrations: %w", err)
 			}
 			for _, mig := range group.Migrations {
-				done = append(done, "engine "+mig.Name)
+				done = append(done, "engine "+migrationName(mig))
 			}
 			if !all || group.IsZero() {
 				break
@@ -177,7 +177,7 @@ func (m *Migrator) Status(ctx context.Context) ([]Migration, error) {
 		}
 	}
 	for _, mig := range ms {
-		out = append(out, Migration{Kind: "engine", Name: mig.Name, Applied: mig.IsApplied()})
+		out = append(out, Migration{Kind: "engine", Name: migrationName(mig), Applied: mig.IsApplied()})
 	}
 	return out, nil
 }
@@ -210,6 +210,15 @@ func (m *Migrator) withLock(ctx context.Context, f func() error) error {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", advisoryLockKey)
 	}()
 	return f()
+}
+
+// migrationName is a migration's file name without its suffixes, such as
+// "20261121000001_foundation".
+func migrationName(m migrate.Migration) string {
+	if m.Comment == "" {
+		return m.Name
+	}
+	return m.Name + "_" + m.Comment
 }
 
 // engineNames lists the engine's migration names (the file names up to the

@@ -23,9 +23,10 @@ func openDatabase(ctx context.Context, cfg config, log *slog.Logger) (*postgres.
 		if found.Cluster == nil {
 			return
 		}
+		ours := found.Cluster.StartedHere()
 		if err := found.Cluster.Stop(context.WithoutCancel(ctx)); err != nil {
 			log.Error("stop the private PostgreSQL cluster", "error", err.Error())
-		} else if found.Cluster.StartedHere() == false {
+		} else if ours && !found.Cluster.StartedHere() {
 			log.Info("stopped the private PostgreSQL cluster")
 		}
 	}
