@@ -196,6 +196,9 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// otherClients counts the client connections other than its own, giving
+// connections just closed (their backends exit asynchronously) two seconds
+// to go away.
 func (c *Cluster) otherClients(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -205,8 +208,14 @@ func (c *Cluster) otherClients(ctx context.Context) (int, error) {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var n int
-	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`).Scan(&n)
-	return n, err
+	for range 20 {
+		err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`).Scan(&n)
+		if err != nil || n == 0 {
+			return n, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return n, nil
 }
 
 // run runs one of the server programs, as the unprivileged user when the
