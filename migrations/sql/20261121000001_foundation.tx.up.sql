@@ -23,6 +23,8 @@ CREATE INDEX api_keys_business_id ON api_keys (business_id);
 
 -- Idempotency records: the stored response of a successful POST/PATCH sent
 -- with an idempotency-key header, replayed for 24 hours (real time).
+-- status_code 0 means the request is still running; locked_until is then the
+-- end of its lease (only for handlers that commit in steps).
 CREATE TABLE idempotency_keys (
     business_id   text NOT NULL REFERENCES businesses (id),
     key           text NOT NULL CHECK (length(key) BETWEEN 1 AND 100),
@@ -34,6 +36,7 @@ CREATE TABLE idempotency_keys (
     response_body bytea NOT NULL,
     created       timestamptz NOT NULL,
     expires_at    timestamptz NOT NULL,
+    locked_until  timestamptz,
     PRIMARY KEY (business_id, key)
 );
 CREATE INDEX idempotency_keys_expires_at ON idempotency_keys (expires_at);

@@ -23,14 +23,16 @@ type request struct {
 	business *business.Business
 	// keyID is the id of the API key used ("key-…").
 	keyID string
-	// db is the request's transaction for POST and PATCH (committed only when
-	// the handler succeeds, together with the idempotency record), and the
-	// database otherwise.
+	// db is the request's transaction for POST and PATCH handlers registered
+	// with api (committed only when the handler succeeds, together with the
+	// idempotency record), and the database otherwise.
 	db bun.IDB
 	// now is the business's clock, read once for the whole request.
 	now time.Time
 	// body is the request body (POST and PATCH), at most MaxBodyBytes.
 	body []byte
+	// idempotencyKey is the request's idempotency-key header, or "".
+	idempotencyKey string
 }
 
 // handlerFunc handles an authenticated API request and returns the status
@@ -43,6 +45,36 @@ type handlerFunc func(ctx context.Context, r *request) (int, any, error)
 // holds the idempotency record and the handler's writes. A handler error
 // rolls everything back, so bad input changes nothing.
 func (s *Server) api(h handlerFunc) http.Handler {
+	return s.authenticated(func(w http.ResponseWriter, r *request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPatch {
+			status, v, err := h(r.Context(), r)
+			s.respond(w, r.Request, status, v, err)
+			return
+		}
+		status, contentType, body, replayed, err := s.inTransaction(r.Context(), r, h)
+		s.respondRaw(w, r.Request, status, contentType, body, replayed, err)
+	})
+}
+
+// apiOwnTx is api for POST handlers that must commit in steps, such as
+// those that call a payment provider between recording what they are about
+// to do and recording its result. The handler gets the database, not a
+// transaction, and manages its own. The idempotency key is claimed before
+// the handler runs and completed after (see claimLeasedKey); because a
+// handler cut short may have committed its first steps, it must make itself
+// resumable: find what an earlier run with r.idempotencyKey left, and carry on.
+func (s *Server) apiOwnTx(h handlerFunc) http.Handler {
+	return s.authenticated(func(w http.ResponseWriter, r *request) {
+		status, contentType, body, replayed, err := s.withLeasedKey(r.Context(), r, h)
+		s.respondRaw(w, r.Request, status, contentType, body, replayed, err)
+	})
+}
+
+// authenticated runs the checks every API endpoint shares — authentication
+// (401), the per-key rate limit (429), and for POST and PATCH the body limit
+// (413), content type (415) and idempotency-key header (400) — and calls
+// next with the request.
+func (s *Server) authenticated(next func(http.ResponseWriter, *request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, hr *http.Request) {
 		ctx := hr.Context()
 		key := apiKeyFrom(hr)
@@ -63,30 +95,29 @@ func (s *Server) api(h handlerFunc) http.Handler {
 			return
 		}
 		r := &request{Request: hr, business: biz, keyID: keyID, db: s.db.Bun, now: biz.Clock().Now()}
-		if hr.Method != http.MethodPost && hr.Method != http.MethodPatch {
-			status, v, err := h(ctx, r)
-			s.respond(w, hr, status, v, err)
-			return
+		if hr.Method == http.MethodPost || hr.Method == http.MethodPatch {
+			if r.body, err = readBody(w, hr); err != nil {
+				s.writeError(w, hr, err, 0)
+				return
+			}
+			if r.idempotencyKey, err = idempotencyKeyFrom(hr); err != nil {
+				s.writeError(w, hr, err, 0)
+				return
+			}
 		}
-		if r.body, err = readBody(w, hr); err != nil {
-			s.writeError(w, hr, err, 0)
-			return
-		}
-		idemKey, err := idempotencyKeyFrom(hr)
-		if err != nil {
-			s.writeError(w, hr, err, 0)
-			return
-		}
-		status, contentType, body, replayed, err := s.inTransaction(ctx, r, idemKey, h)
-		if err != nil {
-			s.writeError(w, hr, err, 0)
-			return
-		}
-		if replayed {
-			w.Header().Set("idempotent-replayed", "true")
-		}
-		writeRaw(w, status, contentType, body)
+		next(w, r)
 	})
+}
+
+func (s *Server) respondRaw(w http.ResponseWriter, r *http.Request, status int, contentType string, body []byte, replayed bool, err error) {
+	if err != nil {
+		s.writeError(w, r, err, 0)
+		return
+	}
+	if replayed {
+		w.Header().Set("idempotent-replayed", "true")
+	}
+	writeRaw(w, status, contentType, body)
 }
 
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
@@ -98,9 +129,11 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, status int, v a
 }
 
 // inTransaction runs h in a transaction with the idempotency record (when
-// idemKey is set) and commits both or neither. It returns the response to
-// send, replayed when the key was already used for the same request.
-func (s *Server) inTransaction(ctx context.Context, r *request, idemKey string, h handlerFunc) (status int, contentType string, body []byte, replayed bool, err error) {
+// the request has a key) and commits both or neither. It returns the
+// response to send, replayed when the key was already used for the same
+// request.
+func (s *Server) inTransaction(ctx context.Context, r *request, h handlerFunc) (status int, contentType string, body []byte, replayed bool, err error) {
+	idemKey := r.idempotencyKey
 	tx, err := s.db.Bun.BeginTx(ctx, &sql.TxOptions{})
 	if err != nil {
 		return 0, "", nil, false, err
