@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/postgres"
+	"github.com/tagihan/billing/metering"
 	"golang.org/x/time/rate"
 )
 
@@ -53,6 +54,7 @@ type Server struct {
 	metrics *metrics
 	ready   func(context.Context) error
 	mux     *http.ServeMux
+	usage   *metering.Ingester
 }
 
 // New returns a Server for cfg.
@@ -84,6 +86,9 @@ func New(cfg Config) *Server {
 		ready:   cfg.Ready,
 		mux:     http.NewServeMux(),
 	}
+	if cfg.DB != nil {
+		s.usage = metering.NewIngester(cfg.DB.Pool, metering.NewPartitions(cfg.DB.Pool))
+	}
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.path, rt.handler)
 	}
@@ -112,6 +117,13 @@ func (s *Server) routes() []route {
 
 		{"GET", "/sandbox/clock", s.api(s.getSandboxClock)},
 		{"POST", "/sandbox/clock/advance", s.api(s.advanceSandboxClock)},
+
+		{"POST", "/meters", s.api(s.createMeter)},
+		{"GET", "/meters", s.api(s.listMeters)},
+		{"GET", "/meters/{id}", s.api(s.getMeter)},
+		{"PATCH", "/meters/{id}", s.api(s.renameMeter)},
+		{"POST", "/usage_events", s.apiOwnTx(s.ingestUsage)},
+		{"GET", "/usage_events", s.api(s.listUsageEvents)},
 	}
 }
 

@@ -1,0 +1,364 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+	"github.com/tagihan/billing"
+)
+
+// Result is the answer to a batch: how many events were stored, how many
+// were duplicates of events stored before, and why the others were not.
+type Result struct {
+	Accepted   int         `json:"accepted"`
+	Duplicates int         `json:"duplicates"`
+	Rejected   []Rejection `json:"rejected"`
+}
+
+// Ingester stores usage events.
+type Ingester struct {
+	pool       *pgxpool.Pool
+	partitions *Partitions
+}
+
+// NewIngester returns an Ingester writing through pool, creating partitions
+// with partitions.
+func NewIngester(pool *pgxpool.Pool, partitions *Partitions) *Ingester {
+	return &Ingester{pool: pool, partitions: partitions}
+}
+
+// Ingest validates the batch's events, stores the good ones that are new,
+// and returns the outcome of each. It returns only when every accepted event
+// is committed. now is the business clock. An event_id the business sent
+// before is a duplicate when its content is the same, and rejected with
+// DUPLICATE_ERROR when it differs; the same holds inside one batch. Two
+// requests carrying the same events at once store each event once.
+func (in *Ingester) Ingest(ctx context.Context, businessID string, now time.Time, b Batch) (*Result, error) {
+	res := &Result{Rejected: []Rejection{}}
+	events := make([]*event, 0, len(b.Events))
+	for i, raw := range b.Events {
+		ev, err := parseEvent(i, raw, now)
+		if err != nil {
+			id := ""
+			if ev != nil {
+				id = ev.eventID
+			}
+			res.Rejected = append(res.Rejected, reject(i, id, err))
+			continue
+		}
+		events = append(events, ev)
+	}
+	events, err := in.resolve(ctx, businessID, events, res)
+	if err != nil {
+		return nil, err
+	}
+	events = dedupeBatch(events, res)
+	if len(events) > 0 {
+		if err := in.store(ctx, businessID, now, events, res); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(res.Rejected, func(i, j int) bool { return res.Rejected[i].Index < res.Rejected[j].Index })
+	return res, nil
+}
+
+// resolve finds each event's meter and customer in one query each, and
+// applies the meter's rules. It returns the events still standing.
+func (in *Ingester) resolve(ctx context.Context, businessID string, events []*event, res *Result) ([]*event, error) {
+	codes, ids, refs := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, ev := range events {
+		codes[ev.meterCode] = true
+		if ev.customerRef != "" {
+			refs[ev.customerRef] = true
+		} else {
+			ids[ev.customerID] = true
+		}
+	}
+	meters := map[string]*Meter{}
+	rows, err := in.pool.Query(ctx, `SELECT id, code, aggregation, value_property FROM meters WHERE business_id = $1 AND code = ANY($2)`, businessID, keys(codes))
+	if err != nil {
+		return nil, fmt.Errorf("resolve meters: %w", err)
+	}
+	for rows.Next() {
+		m := &Meter{BusinessID: businessID}
+		if err := rows.Scan(&m.ID, &m.Code, &m.Aggregation, &m.ValueProperty); err != nil {
+			return nil, err
+		}
+		meters[m.Code] = m
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("resolve meters: %w", err)
+	}
+	byID, byRef := map[string]bool{}, map[string]string{}
+	rows, err = in.pool.Query(ctx, `SELECT id, reference_id FROM customers WHERE business_id = $1 AND (id = ANY($2) OR reference_id = ANY($3))`, businessID, keys(ids), keys(refs))
+	if err != nil {
+		return nil, fmt.Errorf("resolve customers: %w", err)
+	}
+	for rows.Next() {
+		var id, ref string
+		if err := rows.Scan(&id, &ref); err != nil {
+			return nil, err
+		}
+		byID[id] = true
+		byRef[ref] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("resolve customers: %w", err)
+	}
+
+	kept := events[:0]
+	for _, ev := range events {
+		if err := ev.resolve(meters, byID, byRef); err != nil {
+			res.Rejected = append(res.Rejected, reject(ev.index, ev.eventID, err))
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	return kept, nil
+}
+
+// resolve applies what the database knows to one event.
+func (ev *event) resolve(meters map[string]*Meter, customerIDs map[string]bool, customerRefs map[string]string) *billing.Error {
+	ev.meter = meters[ev.meterCode]
+	if ev.meter == nil {
+		return notFound("meter", "is not a meter of this business")
+	}
+	if ev.customerRef != "" {
+		id, ok := customerRefs[ev.customerRef]
+		if !ok {
+			return notFound("customer_reference_id", "is not the reference_id of a customer of this business")
+		}
+		ev.customerID = id
+	} else if !customerIDs[ev.customerID] {
+		return notFound("customer_id", "is not a customer of this business")
+	}
+	agg := ev.meter.Aggregation
+	if !ev.hasQuantity {
+		if agg.usesQuantity() {
+			return billing.Invalid("quantity", fmt.Sprintf("is required for a %s meter", agg))
+		}
+		ev.quantity, ev.hasQuantity = decimal.NewFromInt(1), true // COUNT and UNIQUE_COUNT count events
+	}
+	if ev.correctionOf != "" && !agg.correctable() {
+		return billing.Invalid("correction_of", fmt.Sprintf("corrections adjust a quantity; a %s meter does not use quantities", agg))
+	}
+	if agg == AggregationUniqueCount {
+		v, ok := propertyValue(ev.properties, *ev.meter.ValueProperty)
+		if !ok {
+			return billing.Invalid("properties."+*ev.meter.ValueProperty, "is required by this UNIQUE_COUNT meter: a string or number whose distinct values are counted")
+		}
+		ev.uniqueValue = &v
+	}
+	return nil
+}
+
+func notFound(field, msg string) *billing.Error {
+	return &billing.Error{Code: billing.ENOTFOUND, Reason: billing.ReasonNotFound, Message: field + " " + msg,
+		Fields: []billing.FieldError{{Field: field, Message: msg}}}
+}
+
+// dedupeBatch handles an event_id repeated inside the batch: the first
+// stands; a later copy with the same content counts as a duplicate, one with
+// different content is rejected. Corrections get their hash later, once
+// their original is known, so they are compared then.
+func dedupeBatch(events []*event, res *Result) []*event {
+	first := map[string]*event{}
+	kept := events[:0]
+	for _, ev := range events {
+		if ev.correctionOf == "" {
+			ev.hash = ev.contentHash()
+		}
+		prev, seen := first[ev.eventID]
+		switch {
+		case !seen:
+			first[ev.eventID] = ev
+			kept = append(kept, ev)
+		case ev.correctionOf == "" && prev.correctionOf == "" && string(prev.hash) == string(ev.hash):
+			res.Duplicates++
+		default:
+			res.Rejected = append(res.Rejected, reject(ev.index, ev.eventID, duplicateError(ev.eventID)))
+		}
+	}
+	return kept
+}
+
+func duplicateError(eventID string) *billing.Error {
+	return &billing.Error{Code: billing.ECONFLICT, Reason: billing.ReasonDuplicate,
+		Message: "event_id was already used for an event with different content",
+		Fields:  []billing.FieldError{{Field: "event_id", Message: fmt.Sprintf("%q was already used for an event with different content", eventID)}}}
+}
+
+// store writes the batch in one transaction: corrections are checked
+// against their originals, the event_ids are claimed (sorted, so that
+// concurrent batches lock in the same order and never deadlock), and the new
+// events are copied in.
+func (in *Ingester) store(ctx context.Context, businessID string, now time.Time, events []*event, res *Result) error {
+	err := in.storeOnce(ctx, businessID, now, events, res)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23514" && pgErr.Message != "" { // no partition for a row: re-learn and retry once
+		in.partitions.Forget()
+		err = in.storeOnce(ctx, businessID, now, events, res)
+	}
+	return err
+}
+
+func (in *Ingester) storeOnce(ctx context.Context, businessID string, now time.Time, events []*event, res *Result) error {
+	events = append([]*event(nil), events...) // the steps below filter and sort in place
+	saved := *res
+	saved.Rejected = append([]Rejection(nil), res.Rejected...)
+	// Partitions first, outside the transaction: creating one locks the
+	// parent table, which the transaction below reads. A correction takes
+	// the timestamp of an event already stored, so it needs none.
+	var times []time.Time
+	for _, ev := range events {
+		if ev.correctionOf == "" {
+			times = append(times, ev.timestamp)
+		}
+	}
+	if err := in.partitions.Ensure(ctx, times...); err != nil {
+		return err
+	}
+	tx, err := in.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+
+	if events, err = resolveCorrections(ctx, tx, businessID, events, res); err != nil {
+		*res = saved
+		return err
+	}
+	fresh, err := claimEventIDs(ctx, tx, businessID, events, res)
+	if err != nil {
+		*res = saved
+		return err
+	}
+	if len(fresh) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_events"}, copyColumns, &eventRows{events: fresh, businessID: businessID, receivedAt: now.UTC().Truncate(time.Microsecond)}); err != nil {
+			*res = saved
+			return fmt.Errorf("copy usage events: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		*res = saved
+		return fmt.Errorf("commit usage events: %w", err)
+	}
+	res.Accepted += len(fresh)
+	return nil
+}
+
+// claimEventIDs inserts the events' ids into usage_event_ids and returns
+// the events that are new. The others were sent before: duplicates when the
+// stored hash matches, else rejected.
+func claimEventIDs(ctx context.Context, tx pgx.Tx, businessID string, events []*event, res *Result) ([]*event, error) {
+	sort.Slice(events, func(i, j int) bool { return events[i].eventID < events[j].eventID })
+	n := len(events)
+	eventIDs, hashes, ids, stamps := make([]string, n), make([][]byte, n), make([]string, n), make([]time.Time, n)
+	for i, ev := range events {
+		ev.id = billing.NewID(billing.PrefixUsageEvent)
+		eventIDs[i], hashes[i], ids[i], stamps[i] = ev.eventID, ev.hash, ev.id, ev.timestamp
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO usage_event_ids (business_id, event_id, content_hash, id, "timestamp")
+		SELECT $1, e.event_id, e.content_hash, e.id, e.ts
+		FROM unnest($2::text[], $3::bytea[], $4::text[], $5::timestamptz[]) AS e(event_id, content_hash, id, ts)
+		ORDER BY e.event_id
+		ON CONFLICT (business_id, event_id) DO NOTHING
+		RETURNING event_id`, businessID, eventIDs, hashes, ids, stamps)
+	if err != nil {
+		return nil, fmt.Errorf("claim event ids: %w", err)
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("claim event ids: %w", err)
+	}
+	if len(inserted) == n {
+		return events, nil
+	}
+	isNew := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		isNew[id] = true
+	}
+	var old []string
+	for _, ev := range events {
+		if !isNew[ev.eventID] {
+			old = append(old, ev.eventID)
+		}
+	}
+	stored := map[string][]byte{}
+	rows, err = tx.Query(ctx, `SELECT event_id, content_hash FROM usage_event_ids WHERE business_id = $1 AND event_id = ANY($2)`, businessID, old)
+	if err != nil {
+		return nil, fmt.Errorf("read sent event ids: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var h []byte
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, err
+		}
+		stored[id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	fresh := make([]*event, 0, len(inserted))
+	for _, ev := range events {
+		switch {
+		case isNew[ev.eventID]:
+			fresh = append(fresh, ev)
+		case string(stored[ev.eventID]) == string(ev.hash):
+			res.Duplicates++
+		default:
+			res.Rejected = append(res.Rejected, reject(ev.index, ev.eventID, duplicateError(ev.eventID)))
+		}
+	}
+	return fresh, nil
+}
+
+var copyColumns = []string{"business_id", "id", "event_id", "customer_id", "meter", "quantity", "timestamp", "properties", "unique_value", "correction_of", "received_at"}
+
+// eventRows feeds events to COPY.
+type eventRows struct {
+	events     []*event
+	businessID string
+	receivedAt time.Time
+	i          int
+}
+
+func (r *eventRows) Next() bool { r.i++; return r.i <= len(r.events) }
+func (r *eventRows) Err() error { return nil }
+func (r *eventRows) Values() ([]any, error) {
+	ev := r.events[r.i-1]
+	var props, unique, corr any
+	if ev.properties != nil {
+		props = ev.properties
+	}
+	if ev.uniqueValue != nil {
+		unique = *ev.uniqueValue
+	}
+	if ev.correctionOf != "" {
+		corr = ev.correctionOf
+	}
+	return []any{r.businessID, ev.id, ev.eventID, ev.customerID, ev.meterCode, numeric(ev.quantity), ev.timestamp, props, unique, corr, r.receivedAt}, nil
+}
+
+// numeric converts a decimal for pgx's binary numeric encoding, exactly.
+func numeric(d decimal.Decimal) pgtype.Numeric {
+	return pgtype.Numeric{Int: new(big.Int).Set(d.Coefficient()), Exp: d.Exponent(), Valid: true}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,3 @@
+DROP TABLE usage_event_ids;
+DROP TABLE usage_events;
+DROP TABLE meters;
