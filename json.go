@@ -56,7 +56,10 @@ func jsonError(err error) error {
 	}
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return Invalid(strings.Trim(name, `"`), "is not a known field")
+		if name = strings.Trim(name, `"`); name == "" {
+			return Invalid("body", "has a field with an empty name")
+		}
+		return Invalid(name, "is not a known field")
 	}
 	var e *Error
 	if errors.As(err, &e) {

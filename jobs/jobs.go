@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/metering"
 	"github.com/uptrace/bun"
 )
 
@@ -58,6 +59,9 @@ func NewClient(pool *pgxpool.Pool, deps Deps, cfg Config) (*river.Client[pgx.Tx]
 	if err := river.AddWorkerSafely(workers, &IdempotencyCleanupWorker{deps: deps}); err != nil {
 		return nil, err
 	}
+	if err := river.AddWorkerSafely(workers, &UsagePartitionsWorker{partitions: metering.NewPartitions(pool), clock: deps.Clock}); err != nil {
+		return nil, err
+	}
 	rc := &river.Config{
 		Workers:  workers,
 		Logger:   cfg.Logger,
@@ -69,6 +73,9 @@ func NewClient(pool *pgxpool.Pool, deps Deps, cfg Config) (*river.Client[pgx.Tx]
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return IdempotencyCleanupArgs{}, nil },
 				&river.PeriodicJobOpts{ID: IdempotencyCleanupArgs{}.Kind(), RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(usagePartitionsInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return UsagePartitionsArgs{}, nil },
+				&river.PeriodicJobOpts{ID: UsagePartitionsArgs{}.Kind(), RunOnStart: true}),
 		}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)

@@ -85,3 +85,39 @@ func TestIdempotencyCleanupRunsPeriodically(t *testing.T) {
 		}
 	}
 }
+
+// TestUsagePartitionsAheadAtStart checks that a started client creates the
+// usage partitions of this month and the next two.
+func TestUsagePartitionsAheadAtStart(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	clock := billing.NewSettableClock(time.Date(2035, 12, 31, 23, 59, 0, 0, time.UTC))
+	client, err := jobs.NewClient(db.Pool, jobs.Deps{DB: db.Bun, Clock: clock}, jobs.Config{Work: true, TestOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = client.Stop(stopCtx)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, name := range []string{"usage_events_2035_12", "usage_events_2036_01", "usage_events_2036_02"} {
+		for {
+			var ok bool
+			if err := db.Pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&ok); err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("partition %s not created within 20s", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}

@@ -119,3 +119,12 @@ func (w *world) stored() int {
 }
 
 func dec(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

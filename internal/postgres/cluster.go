@@ -163,8 +163,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if c.running(ctx) {
 		return nil
 	}
-	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories='%s' -c unix_socket_permissions=0700 -c port=5432", c.socketDir)
-	out, err := c.run(ctx, "pg_ctl", "start", "-D", c.dataDir(), "-l", filepath.Join(c.Dir, "postgres.log"), "-w", "-t", "60", "-o", opts)
+	out, err := c.run(ctx, "pg_ctl", "start", "-D", c.dataDir(), "-l", filepath.Join(c.Dir, "postgres.log"), "-w", "-t", "60", "-o", c.serverOptions())
 	if err != nil {
 		return fmt.Errorf("private cluster: pg_ctl start (see %s): %w\n%s", filepath.Join(c.Dir, "postgres.log"), err, out)
 	}
@@ -199,6 +198,22 @@ func (c *Cluster) Stop(ctx context.Context) error {
 // otherClients counts the client connections other than its own, giving
 // connections just closed (their backends exit asynchronously) two seconds
 // to go away.
+// serverOptions are the postgres settings the cluster always runs with:
+// no TCP, a private socket.
+func (c *Cluster) serverOptions() string {
+	return fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories='%s' -c unix_socket_permissions=0700 -c port=5432", c.socketDir)
+}
+
+// Restart restarts the server at once (pg_ctl restart -m fast), dropping
+// every connection; tests use it to show that nothing acknowledged is lost.
+func (c *Cluster) Restart(ctx context.Context) error {
+	out, err := c.run(ctx, "pg_ctl", "restart", "-D", c.dataDir(), "-m", "fast", "-w", "-t", "60", "-l", filepath.Join(c.Dir, "postgres.log"), "-o", c.serverOptions())
+	if err != nil {
+		return fmt.Errorf("private cluster: pg_ctl restart: %w\n%s", err, out)
+	}
+	return nil
+}
+
 func (c *Cluster) otherClients(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
