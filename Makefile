@@ -2,7 +2,7 @@
 GO  ?= go
 BIN := bin/billing
 
-.PHONY: run test build migrate fuzz clean
+.PHONY: run test build migrate bench fuzz clean
 
 ## build: compile the engine into bin/billing
 build:
@@ -17,6 +17,11 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+## bench: the performance figures of SPEC §9, each beside its baseline
+## measured in the same run (see docs/benchmarks.md)
+bench:
+	$(GO) run ./internal/bench
 
 ## migrate: apply pending migrations to the default database
 migrate: build

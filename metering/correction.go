@@ -47,16 +47,20 @@ func resolveCorrections(ctx context.Context, tx pgx.Tx, businessID string, event
 		return nil, err
 	}
 	alreadySent := map[string]bool{}
-	rows, err := tx.Query(ctx, `SELECT event_id FROM usage_event_ids WHERE business_id = $1 AND event_id = ANY($2)`, businessID, ownIDs)
+	rows, err := tx.Query(ctx, `SELECT key FROM usage_event_ids WHERE key = ANY($1)`, eventKeys(businessID, ownIDs))
 	if err != nil {
 		return nil, fmt.Errorf("find sent corrections: %w", err)
 	}
-	sent, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	sent, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range sent {
-		alreadySent[id] = true
+	sentKeys := map[string]bool{}
+	for _, k := range sent {
+		sentKeys[string(k)] = true
+	}
+	for _, id := range ownIDs {
+		alreadySent[id] = sentKeys[string(eventKey(businessID, id))]
 	}
 
 	kept := events[:0]
@@ -107,12 +111,12 @@ func (ev *event) applyCorrection(o *original, alreadySent bool) *billing.Error {
 // the sum of the corrections already stored for each.
 func loadOriginals(ctx context.Context, tx pgx.Tx, businessID string, eventIDs []string) (map[string]*original, error) {
 	out := map[string]*original{}
-	rows, err := tx.Query(ctx, `SELECT k.event_id, e.customer_id, e.meter, e.quantity::text, e."timestamp", e.correction_of IS NOT NULL
+	rows, err := tx.Query(ctx, `SELECT e.event_id, e.customer_id, e.meter, e.quantity::text, e."timestamp", e.correction_of IS NOT NULL
 		FROM usage_event_ids k
-		JOIN usage_events e ON e.business_id = k.business_id AND e.id = k.id AND e."timestamp" = k."timestamp"
-		WHERE k.business_id = $1 AND k.event_id = ANY($2)
-		ORDER BY k.event_id
-		FOR UPDATE OF k`, businessID, eventIDs)
+		JOIN usage_events e ON e.business_id = $1 AND e.id = k.id AND e."timestamp" = k."timestamp"
+		WHERE k.key = ANY($2)
+		ORDER BY k.key
+		FOR UPDATE OF k`, businessID, eventKeys(businessID, eventIDs))
 	if err != nil {
 		return nil, fmt.Errorf("load corrected events: %w", err)
 	}

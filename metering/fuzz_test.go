@@ -67,8 +67,8 @@ func FuzzDecodeBatch(f *testing.F) {
 			}
 			return
 		}
-		if len(b.Events) == 0 || len(b.Events) > MaxBatch || (b.Single && len(b.Events) != 1) {
-			t.Fatalf("decode %q: %d events, single %v", body, len(b.Events), b.Single)
+		if b.Len() == 0 || b.Len() > MaxBatch || (b.Single && b.Len() != 1) {
+			t.Fatalf("decode %q: %d events, single %v", body, b.Len(), b.Single)
 		}
 	})
 }

@@ -1,7 +1,9 @@
 package metering
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/big"
@@ -44,9 +46,9 @@ func NewIngester(pool *pgxpool.Pool, partitions *Partitions) *Ingester {
 // requests carrying the same events at once store each event once.
 func (in *Ingester) Ingest(ctx context.Context, businessID string, now time.Time, b Batch) (*Result, error) {
 	res := &Result{Rejected: []Rejection{}}
-	events := make([]*event, 0, len(b.Events))
-	for i, raw := range b.Events {
-		ev, err := parseEvent(i, raw, now)
+	events := make([]*event, 0, b.Len())
+	for i := 0; i < b.Len(); i++ {
+		ev, err := b.parse(i, now)
 		if err != nil {
 			id := ""
 			if ev != nil {
@@ -182,7 +184,7 @@ func dedupeBatch(events []*event, res *Result) []*event {
 		case !seen:
 			first[ev.eventID] = ev
 			kept = append(kept, ev)
-		case ev.correctionOf == "" && prev.correctionOf == "" && string(prev.hash) == string(ev.hash):
+		case ev.correctionOf == "" && prev.correctionOf == "" && (string(prev.hash) == string(ev.hash) || sameContent(prev, ev)):
 			res.Duplicates++
 		default:
 			res.Rejected = append(res.Rejected, reject(ev.index, ev.eventID, duplicateError(ev.eventID)))
@@ -258,21 +260,48 @@ func (in *Ingester) storeOnce(ctx context.Context, businessID string, now time.T
 
 // claimEventIDs inserts the events' ids into usage_event_ids and returns
 // the events that are new. The others were sent before: duplicates when the
-// stored hash matches, else rejected.
+// content is the same, else rejected. The ids go in sorted, so that
+// concurrent batches lock them in the same order and never deadlock. The
+// usual case, where every id is new, is one COPY; when that meets an id sent
+// before (a unique violation), it is undone to a savepoint and the ids are
+// inserted again with ON CONFLICT DO NOTHING to sort new from old.
 func claimEventIDs(ctx context.Context, tx pgx.Tx, businessID string, events []*event, res *Result) ([]*event, error) {
-	sort.Slice(events, func(i, j int) bool { return events[i].eventID < events[j].eventID })
 	n := len(events)
-	eventIDs, hashes, ids, stamps := make([]string, n), make([][]byte, n), make([]string, n), make([]time.Time, n)
-	for i, ev := range events {
+	for _, ev := range events {
 		ev.id = billing.NewID(billing.PrefixUsageEvent)
-		eventIDs[i], hashes[i], ids[i], stamps[i] = ev.eventID, ev.hash, ev.id, ev.timestamp
+		ev.key = eventKey(businessID, ev.eventID)
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO usage_event_ids (business_id, event_id, content_hash, id, "timestamp")
-		SELECT $1, e.event_id, e.content_hash, e.id, e.ts
-		FROM unnest($2::text[], $3::bytea[], $4::text[], $5::timestamptz[]) AS e(event_id, content_hash, id, ts)
-		ORDER BY e.event_id
-		ON CONFLICT (business_id, event_id) DO NOTHING
-		RETURNING event_id`, businessID, eventIDs, hashes, ids, stamps)
+	sort.Slice(events, func(i, j int) bool { return bytes.Compare(events[i].key, events[j].key) < 0 })
+	if _, err := tx.Exec(ctx, "SAVEPOINT claim_event_ids"); err != nil {
+		return nil, err
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_event_ids"}, []string{"key", "content_hash", "id", "timestamp"},
+		pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+			ev := events[i]
+			return []any{ev.key, ev.hash, ev.id, ev.timestamp}, nil
+		}))
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return events, nil
+	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation: some ids were sent before
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT claim_event_ids"); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("claim event ids: %w", err)
+	}
+
+	keys, hashes, ids, stamps := make([][]byte, n), make([][]byte, n), make([]string, n), make([]time.Time, n)
+	for i, ev := range events {
+		keys[i], hashes[i], ids[i], stamps[i] = ev.key, ev.hash, ev.id, ev.timestamp
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO usage_event_ids (key, content_hash, id, "timestamp")
+		SELECT e.key, e.content_hash, e.id, e.ts
+		FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::timestamptz[]) AS e(key, content_hash, id, ts)
+		ORDER BY e.key
+		ON CONFLICT (key) DO NOTHING
+		RETURNING id`, keys, hashes, ids, stamps)
 	if err != nil {
 		return nil, fmt.Errorf("claim event ids: %w", err)
 	}
@@ -287,40 +316,63 @@ func claimEventIDs(ctx context.Context, tx pgx.Tx, businessID string, events []*
 	for _, id := range inserted {
 		isNew[id] = true
 	}
+	for _, ev := range events { // from here on, keyed by event_id
+		if isNew[ev.id] {
+			isNew[ev.eventID] = true
+		}
+	}
 	var old []string
 	for _, ev := range events {
 		if !isNew[ev.eventID] {
 			old = append(old, ev.eventID)
 		}
 	}
-	stored := map[string][]byte{}
-	rows, err = tx.Query(ctx, `SELECT event_id, content_hash FROM usage_event_ids WHERE business_id = $1 AND event_id = ANY($2)`, businessID, old)
+	stored, err := storedEvents(ctx, tx, businessID, old)
 	if err != nil {
-		return nil, fmt.Errorf("read sent event ids: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		var h []byte
-		if err := rows.Scan(&id, &h); err != nil {
-			return nil, err
-		}
-		stored[id] = h
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	fresh := make([]*event, 0, len(inserted))
 	for _, ev := range events {
+		prev := stored[ev.eventID]
 		switch {
 		case isNew[ev.eventID]:
 			fresh = append(fresh, ev)
-		case string(stored[ev.eventID]) == string(ev.hash):
+		case prev != nil && (string(prev.hash) == string(ev.hash) || sameContent(prev, ev)):
 			res.Duplicates++
 		default:
 			res.Rejected = append(res.Rejected, reject(ev.index, ev.eventID, duplicateError(ev.eventID)))
 		}
 	}
 	return fresh, nil
+}
+
+// storedEvents reads the stored events with the given event_ids, as far as
+// comparing content goes.
+func storedEvents(ctx context.Context, tx pgx.Tx, businessID string, eventIDs []string) (map[string]*event, error) {
+	rows, err := tx.Query(ctx, `SELECT e.event_id, k.content_hash, e.customer_id, e.meter, e.quantity::text, e."timestamp",
+			e.properties::text, coalesce(e.correction_of, '')
+		FROM usage_event_ids k
+		JOIN usage_events e ON e.business_id = $1 AND e.id = k.id AND e."timestamp" = k."timestamp"
+		WHERE k.key = ANY($2)`, businessID, eventKeys(businessID, eventIDs))
+	if err != nil {
+		return nil, fmt.Errorf("read sent events: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*event{}
+	for rows.Next() {
+		ev := &event{}
+		var qty string
+		var props *string
+		if err := rows.Scan(&ev.eventID, &ev.hash, &ev.customerID, &ev.meterCode, &qty, &ev.timestamp, &props, &ev.correctionOf); err != nil {
+			return nil, err
+		}
+		ev.quantity = decimal.RequireFromString(qty)
+		if props != nil && *props != "{}" {
+			ev.properties = []byte(*props)
+		}
+		out[ev.eventID] = ev
+	}
+	return out, rows.Err()
 }
 
 var copyColumns = []string{"business_id", "id", "event_id", "customer_id", "meter", "quantity", "timestamp", "properties", "unique_value", "correction_of", "received_at"}
@@ -353,6 +405,24 @@ func (r *eventRows) Values() ([]any, error) {
 // numeric converts a decimal for pgx's binary numeric encoding, exactly.
 func numeric(d decimal.Decimal) pgtype.Numeric {
 	return pgtype.Numeric{Int: new(big.Int).Set(d.Coefficient()), Exp: d.Exponent(), Valid: true}
+}
+
+// eventKey is the key of event_id eventID of business businessID in
+// usage_event_ids: the first 16 bytes of SHA-256(businessID, NUL, eventID).
+func eventKey(businessID, eventID string) []byte {
+	h := sha256.New()
+	h.Write([]byte(businessID))
+	h.Write([]byte{0})
+	h.Write([]byte(eventID))
+	return h.Sum(nil)[:16]
+}
+
+func eventKeys(businessID string, eventIDs []string) [][]byte {
+	out := make([][]byte, len(eventIDs))
+	for i, id := range eventIDs {
+		out[i] = eventKey(businessID, id)
+	}
+	return out
 }
 
 func keys(m map[string]bool) []string {

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // world is one test's business with customers and meters.
 type world struct {
-	t         *testing.T
+	t         testing.TB
 	ctx       context.Context
 	db        *postgres.DB
 	biz       *business.Business
@@ -32,12 +32,12 @@ type world struct {
 
 var testNow = time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)
 
-func setup(t *testing.T) *world {
+func setup(t testing.TB) *world {
 	t.Helper()
 	return setupOn(t, pgtest.New(t))
 }
 
-func setupOn(t *testing.T, db *postgres.DB) *world {
+func setupOn(t testing.TB, db *postgres.DB) *world {
 	t.Helper()
 	ctx := context.Background()
 	clock := billing.NewSettableClock(testNow)
@@ -120,7 +120,7 @@ func (w *world) stored() int {
 
 func dec(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -116,7 +116,7 @@ func probeLocal(ctx context.Context, addr, db string) (string, error) {
 	}
 	var lastErr error
 	for _, name := range users {
-		base := url.URL{Scheme: "postgres", User: url.User(name), Host: addr, RawQuery: "sslmode=prefer&connect_timeout=5"}
+		base := url.URL{Scheme: "postgres", User: url.User(name), Host: addr, RawQuery: "sslmode=disable&connect_timeout=5"}
 		maint := base
 		maint.Path = "/postgres"
 		if err := EnsureDatabase(ctx, maint.String(), db); err != nil {

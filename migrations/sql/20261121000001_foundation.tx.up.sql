@@ -1,7 +1,7 @@
 -- Businesses: the tenants. A sandbox business has its own clock (sandbox_now),
 -- which only moves when told; a live business uses the system clock.
 CREATE TABLE businesses (
-    id          text PRIMARY KEY,
+    id         text COLLATE "C" PRIMARY KEY,
     name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
     mode        text NOT NULL CHECK (mode IN ('SANDBOX', 'LIVE')),
     sandbox_now timestamptz,
@@ -12,8 +12,8 @@ CREATE TABLE businesses (
 -- API keys: only the SHA-256 of the key is stored (keys are 256-bit random
 -- strings, so a fast hash is enough); key_hint is the visible start of the key.
 CREATE TABLE api_keys (
-    id          text PRIMARY KEY,
-    business_id text NOT NULL REFERENCES businesses (id),
+    id         text COLLATE "C" PRIMARY KEY,
+    business_id text COLLATE "C" NOT NULL REFERENCES businesses (id),
     key_hash    bytea NOT NULL UNIQUE,
     key_hint    text NOT NULL,
     created     timestamptz NOT NULL,
@@ -26,8 +26,8 @@ CREATE INDEX api_keys_business_id ON api_keys (business_id);
 -- status_code 0 means the request is still running; locked_until is then the
 -- end of its lease (only for handlers that commit in steps).
 CREATE TABLE idempotency_keys (
-    business_id   text NOT NULL REFERENCES businesses (id),
-    key           text NOT NULL CHECK (length(key) BETWEEN 1 AND 100),
+    business_id  text COLLATE "C" NOT NULL REFERENCES businesses (id),
+    key          text COLLATE "C" NOT NULL CHECK (length(key) BETWEEN 1 AND 100),
     request_hash  bytea NOT NULL,
     method        text NOT NULL,
     path          text NOT NULL,
@@ -44,9 +44,9 @@ CREATE INDEX idempotency_keys_expires_at ON idempotency_keys (expires_at);
 -- The event outbox: every domain event, written in the transaction of the
 -- change it describes (SPEC §4.9 envelope). Delivery reads from here.
 CREATE TABLE events (
-    id          text PRIMARY KEY,
-    business_id text NOT NULL REFERENCES businesses (id),
-    type        text NOT NULL,
+    id         text COLLATE "C" PRIMARY KEY,
+    business_id text COLLATE "C" NOT NULL REFERENCES businesses (id),
+    type       text COLLATE "C" NOT NULL,
     api_version text NOT NULL,
     created     timestamptz NOT NULL,
     data        jsonb NOT NULL
@@ -56,10 +56,10 @@ CREATE INDEX events_business_created ON events (business_id, created, id);
 
 -- Customers (Xendit shape) plus the engine's service status.
 CREATE TABLE customers (
-    id                    text PRIMARY KEY,
-    business_id           text NOT NULL REFERENCES businesses (id),
-    reference_id          text NOT NULL CHECK (length(reference_id) BETWEEN 1 AND 255),
-    type                  text NOT NULL CHECK (type IN ('INDIVIDUAL', 'BUSINESS')),
+    id                   text COLLATE "C" PRIMARY KEY,
+    business_id          text COLLATE "C" NOT NULL REFERENCES businesses (id),
+    reference_id         text COLLATE "C" NOT NULL CHECK (length(reference_id) BETWEEN 1 AND 255),
+    type                 text COLLATE "C" NOT NULL CHECK (type IN ('INDIVIDUAL', 'BUSINESS')),
     individual_detail     jsonb,
     business_detail       jsonb,
     email                 text,

@@ -1,9 +1,9 @@
 -- Meters: what a business measures. code is immutable and unique per business;
 -- value_property is set only for UNIQUE_COUNT meters.
 CREATE TABLE meters (
-    id             text PRIMARY KEY,
-    business_id    text NOT NULL REFERENCES businesses (id),
-    code           text NOT NULL,
+    id            text COLLATE "C" PRIMARY KEY,
+    business_id   text COLLATE "C" NOT NULL REFERENCES businesses (id),
+    code          text COLLATE "C" NOT NULL,
     name           text NOT NULL,
     unit           text NOT NULL,
     aggregation    text NOT NULL CHECK (aggregation IN ('SUM', 'COUNT', 'MAX', 'LATEST', 'UNIQUE_COUNT')),
@@ -19,18 +19,18 @@ CREATE TABLE meters (
 -- demand for older months. billed_cycle_id is the only column ever updated:
 -- set once, by the transaction that writes the invoice billing the event.
 CREATE TABLE usage_events (
-    business_id     text NOT NULL,
-    id              text NOT NULL,
-    event_id        text NOT NULL,
-    customer_id     text NOT NULL,
-    meter           text NOT NULL,
+    business_id    text COLLATE "C" NOT NULL,
+    id             text COLLATE "C" NOT NULL,
+    event_id       text COLLATE "C" NOT NULL,
+    customer_id    text COLLATE "C" NOT NULL,
+    meter          text COLLATE "C" NOT NULL,
     quantity        numeric NOT NULL,
     "timestamp"     timestamptz NOT NULL,
     properties      jsonb,
-    unique_value    text,
-    correction_of   text,
+    unique_value   text COLLATE "C",
+    correction_of  text COLLATE "C",
     received_at     timestamptz NOT NULL,
-    billed_cycle_id text,
+    billed_cycle_id text COLLATE "C",
     PRIMARY KEY (business_id, id, "timestamp")
 ) PARTITION BY RANGE ("timestamp");
 
@@ -45,13 +45,13 @@ CREATE INDEX usage_events_billed ON usage_events (billed_cycle_id, meter)
 
 -- Every event_id a business ever sent, forever, with a hash of its content:
 -- the same id again is a duplicate when the content is the same, an error
--- when it differs. It also finds an event's partition (by timestamp) for
--- corrections.
+-- when it differs. key is the first 16 bytes of SHA-256(business_id, NUL,
+-- event_id): a short fixed-width key keeps this index small and its inserts
+-- cheap. id and timestamp find the event in its partition (for corrections,
+-- and to compare a resent event with the stored one).
 CREATE TABLE usage_event_ids (
-    business_id  text NOT NULL,
-    event_id     text NOT NULL,
+    key          bytea PRIMARY KEY,
     content_hash bytea NOT NULL,
-    id           text NOT NULL,
-    "timestamp"  timestamptz NOT NULL,
-    PRIMARY KEY (business_id, event_id)
+    id           text COLLATE "C" NOT NULL,
+    "timestamp"  timestamptz NOT NULL
 );

@@ -1,0 +1,197 @@
+// Command bench measures the engine against the performance targets of
+// SPEC §9, each beside a baseline measured in the same run on the same
+// machine, and prints both figures and their ratio. Run it with make bench.
+//
+// Ingestion: N concurrent clients POST batches of 1,000 usage events to a
+// real engine process (billing serve, built from this checkout), against
+// PostgreSQL COPY of as many rows into the same table, in N streams.
+//
+// The database is DATABASE_URL's server, else the engine's own discovery;
+// the benchmark uses its own database, billing_bench, recreated each run.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tagihan/billing/internal/postgres"
+	"github.com/tagihan/billing/migrations"
+)
+
+func main() {
+	clients := flag.Int("clients", 4, "concurrent clients (and COPY streams)")
+	events := flag.Int("events", 400_000, "events to ingest (a multiple of clients × 1,000)")
+	flag.Parse()
+	ctx := context.Background()
+	if err := run(ctx, *clients, *events); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, clients, events int) error {
+	found, err := postgres.Discover(ctx, postgres.DiscoverOptions{URL: os.Getenv("DATABASE_URL"), Database: "postgres",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	if found.Cluster != nil {
+		defer found.Cluster.Stop(context.WithoutCancel(ctx)) //nolint:errcheck
+	}
+	url, err := recreate(ctx, found.URL, "billing_bench")
+	if err != nil {
+		return err
+	}
+	db, err := postgres.Open(ctx, url, int32(clients+4))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	m, err := migrations.New(db.Pool, db.Bun)
+	if err != nil {
+		return err
+	}
+	if _, err := m.Up(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("machine: %d CPUs (%s/%s), %s; PostgreSQL %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(), serverVersion(ctx, db))
+
+	eng, err := startEngine(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer eng.stop()
+	return benchIngestion(ctx, db, eng, clients, events)
+}
+
+// recreate drops and creates database name on the server of url and
+// returns a URL for it.
+func recreate(ctx context.Context, url, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return "", err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	return postgres.WithDatabase(url, name)
+}
+
+// engine is a billing serve process.
+type engine struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+// startEngine builds the engine from this checkout and starts it on a free
+// port, with rate limits out of the way.
+func startEngine(ctx context.Context, dbURL string) (*engine, error) {
+	dir, err := os.MkdirTemp("", "billing-bench-")
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "billing")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/billing").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build the engine: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HTTP_ADDR="+addr, "RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000",
+		"LOG_LEVEL=warn", "DATA_DIR="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if regexp.MustCompile(`listening on http://`).MatchString(sc.Text()) {
+				ready <- true
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			return nil, fmt.Errorf("the engine exited at start")
+		}
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("the engine did not start within 60s")
+	}
+	return &engine{cmd: cmd, addr: addr}, nil
+}
+
+func (e *engine) stop() {
+	_ = e.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = e.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = e.cmd.Process.Kill()
+	}
+}
+
+// peakRSS returns the engine process's peak resident memory, from /proc.
+func (e *engine) peakRSS() string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.cmd.Process.Pid))
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))
+		}
+	}
+	return "unknown"
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			if _, v, ok := strings.Cut(line, ":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return "unknown CPU"
+}
+
+func serverVersion(ctx context.Context, db *postgres.DB) string {
+	var v string
+	_ = db.Pool.QueryRow(ctx, "SHOW server_version").Scan(&v)
+	return v
+}
