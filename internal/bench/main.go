@@ -33,7 +33,7 @@ import (
 
 func main() {
 	clients := flag.Int("clients", 4, "concurrent clients (and COPY streams)")
-	events := flag.Int("events", 400_000, "events to ingest (a multiple of clients × 1,000)")
+	events := flag.Int("events", 200_000, "events to ingest in each round (a multiple of clients × 1,000)")
 	flag.Parse()
 	ctx := context.Background()
 	if err := run(ctx, *clients, *events); err != nil {
