@@ -26,16 +26,17 @@ type Result struct {
 	Rejected   []Rejection `json:"rejected"`
 }
 
-// Ingester stores usage events.
+// Ingester stores usage events. It is safe for concurrent use.
 type Ingester struct {
 	pool       *pgxpool.Pool
 	partitions *Partitions
+	known      *known
 }
 
 // NewIngester returns an Ingester writing through pool, creating partitions
 // with partitions.
 func NewIngester(pool *pgxpool.Pool, partitions *Partitions) *Ingester {
-	return &Ingester{pool: pool, partitions: partitions}
+	return &Ingester{pool: pool, partitions: partitions, known: newKnown()}
 }
 
 // Ingest validates the batch's events, stores the good ones that are new,
@@ -73,48 +74,71 @@ func (in *Ingester) Ingest(ctx context.Context, businessID string, now time.Time
 	return res, nil
 }
 
-// resolve finds each event's meter and customer in one query each, and
-// applies the meter's rules. It returns the events still standing.
+// resolve finds each event's meter and customer, asking the database only
+// for what the ingester does not know yet (one query each), and applies the
+// meter's rules. It returns the events still standing.
 func (in *Ingester) resolve(ctx context.Context, businessID string, events []*event, res *Result) ([]*event, error) {
-	codes, ids, refs := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, ev := range events {
-		codes[ev.meterCode] = true
-		if ev.customerRef != "" {
-			refs[ev.customerRef] = true
-		} else {
-			ids[ev.customerID] = true
-		}
-	}
 	meters := map[string]*Meter{}
-	rows, err := in.pool.Query(ctx, `SELECT id, code, aggregation, value_property FROM meters WHERE business_id = $1 AND code = ANY($2)`, businessID, keys(codes))
-	if err != nil {
-		return nil, fmt.Errorf("resolve meters: %w", err)
-	}
-	for rows.Next() {
-		m := &Meter{BusinessID: businessID}
-		if err := rows.Scan(&m.ID, &m.Code, &m.Aggregation, &m.ValueProperty); err != nil {
-			return nil, err
-		}
-		meters[m.Code] = m
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("resolve meters: %w", err)
-	}
 	byID, byRef := map[string]bool{}, map[string]string{}
-	rows, err = in.pool.Query(ctx, `SELECT id, reference_id FROM customers WHERE business_id = $1 AND (id = ANY($2) OR reference_id = ANY($3))`, businessID, keys(ids), keys(refs))
-	if err != nil {
-		return nil, fmt.Errorf("resolve customers: %w", err)
-	}
-	for rows.Next() {
-		var id, ref string
-		if err := rows.Scan(&id, &ref); err != nil {
-			return nil, err
+	var codes, ids, refs []string
+	for _, ev := range events {
+		if _, seen := meters[ev.meterCode]; !seen {
+			m := in.known.meter(businessID, ev.meterCode)
+			meters[ev.meterCode] = m
+			if m == nil {
+				codes = append(codes, ev.meterCode)
+			}
 		}
-		byID[id] = true
-		byRef[ref] = id
+		switch {
+		case ev.customerRef != "":
+			if _, seen := byRef[ev.customerRef]; !seen {
+				byRef[ev.customerRef] = ""
+				refs = append(refs, ev.customerRef) // references can change: always asked
+			}
+		case !byID[ev.customerID]:
+			if in.known.customer(businessID, ev.customerID) {
+				byID[ev.customerID] = true
+			} else {
+				ids = append(ids, ev.customerID)
+			}
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("resolve customers: %w", err)
+	if len(codes) > 0 {
+		rows, err := in.pool.Query(ctx, `SELECT id, code, aggregation, value_property FROM meters WHERE business_id = $1 AND code = ANY($2)`, businessID, codes)
+		if err != nil {
+			return nil, fmt.Errorf("resolve meters: %w", err)
+		}
+		for rows.Next() {
+			m := &Meter{BusinessID: businessID}
+			if err := rows.Scan(&m.ID, &m.Code, &m.Aggregation, &m.ValueProperty); err != nil {
+				return nil, err
+			}
+			meters[m.Code] = m
+			in.known.addMeter(m)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("resolve meters: %w", err)
+		}
+	}
+	if len(ids) > 0 || len(refs) > 0 {
+		rows, err := in.pool.Query(ctx, `SELECT id, reference_id FROM customers WHERE business_id = $1 AND (id = ANY($2) OR reference_id = ANY($3))`, businessID, ids, refs)
+		if err != nil {
+			return nil, fmt.Errorf("resolve customers: %w", err)
+		}
+		for rows.Next() {
+			var id, ref string
+			if err := rows.Scan(&id, &ref); err != nil {
+				return nil, err
+			}
+			byID[id] = true
+			if _, asked := byRef[ref]; asked {
+				byRef[ref] = id
+			}
+			in.known.addCustomer(businessID, id)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("resolve customers: %w", err)
+		}
 	}
 
 	kept := events[:0]
@@ -135,8 +159,8 @@ func (ev *event) resolve(meters map[string]*Meter, customerIDs map[string]bool, 
 		return notFound("meter", "is not a meter of this business")
 	}
 	if ev.customerRef != "" {
-		id, ok := customerRefs[ev.customerRef]
-		if !ok {
+		id := customerRefs[ev.customerRef]
+		if id == "" {
 			return notFound("customer_reference_id", "is not the reference_id of a customer of this business")
 		}
 		ev.customerID = id

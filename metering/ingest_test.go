@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/internal/customers"
 	"github.com/tagihan/billing/metering"
 )
 
@@ -246,4 +248,26 @@ func TestPartitionsAhead(t *testing.T) {
 	}
 	wg.Wait()
 	_ = json.Valid
+}
+
+// TestReferenceChangeIsSeen: an ingester remembers customer ids, never
+// references, which a PATCH can move to another customer.
+func TestReferenceChangeIsSeen(t *testing.T) {
+	w := setup(t)
+	c0 := w.customers[0]
+	ts := w.now.Add(-time.Hour)
+	byRef := func(id, ref string) any {
+		return ev(id, c0, "kwh", "1", ts, "customer_id", nil, "customer_reference_id", ref)
+	}
+	if res := w.ingest(byRef("r1", "PLN-0")); res.Accepted != 1 {
+		t.Fatalf("%+v", res)
+	}
+	newRef := "PLN-0-moved"
+	if _, err := customers.Update(w.ctx, w.db.Bun, w.biz.ID, c0.ID, w.now, customers.PatchParams{ReferenceID: billing.Optional[string]{Set: true, Value: newRef}}); err != nil {
+		t.Fatal(err)
+	}
+	res := w.ingest(byRef("r2", "PLN-0"), byRef("r3", newRef))
+	if res.Accepted != 1 || len(res.Rejected) != 1 || res.Rejected[0].Field != "customer_reference_id" {
+		t.Fatalf("%+v", res)
+	}
 }
