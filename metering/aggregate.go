@@ -13,13 +13,15 @@ import (
 )
 
 // Target asks for the unbilled usage of one customer on one meter:
-// events with a timestamp before Cutoff that no cycle has billed. Those
-// before WindowStart are late (their window was billed already, or they
-// predate it) and are returned one by one; the rest are aggregated.
+// events with a timestamp in [Since, Cutoff) that no cycle has billed. Those
+// before WindowStart are late (their own window was billed already) and are
+// returned one by one; the rest are aggregated. Events before Since (a
+// plan's activation) are not the target's at all: they are left alone.
 type Target struct {
 	BusinessID  string
 	CustomerID  string
 	Meter       *Meter
+	Since       time.Time
 	WindowStart time.Time
 	Cutoff      time.Time
 	// CycleID is the cycle that bills the usage (BillUnbilled only).
@@ -77,8 +79,8 @@ func BillUnbilled(ctx context.Context, db bun.IDB, targets []Target) ([]Usage, e
 
 const aggregateSQL = `
 WITH targets AS (
-	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[])
-		AS t(business_id, customer_id, meter, window_start, cutoff, cycle_id)
+	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::text[])
+		AS t(business_id, customer_id, meter, since, window_start, cutoff, cycle_id)
 ),
 src AS (%s),
 readings AS (
@@ -106,13 +108,13 @@ const previewSource = `
 		e."timestamp" < t.window_start AS late
 	FROM targets t JOIN usage_events e
 		ON e.business_id = t.business_id AND e.customer_id = t.customer_id AND e.meter = t.meter
-		AND e.billed_cycle_id IS NULL AND e."timestamp" < t.cutoff`
+		AND e.billed_cycle_id IS NULL AND e."timestamp" >= t.since AND e."timestamp" < t.cutoff`
 
 const billSource = `
 	UPDATE usage_events e SET billed_cycle_id = t.cycle_id
 	FROM targets t
 	WHERE e.business_id = t.business_id AND e.customer_id = t.customer_id AND e.meter = t.meter
-		AND e.billed_cycle_id IS NULL AND e."timestamp" < t.cutoff
+		AND e.billed_cycle_id IS NULL AND e."timestamp" >= t.since AND e."timestamp" < t.cutoff
 	RETURNING e.customer_id, e.meter, e.id, e.event_id, e.quantity, e."timestamp", e.unique_value, e.correction_of,
 		e."timestamp" < t.window_start AS late`
 
@@ -122,7 +124,7 @@ func aggregate(ctx context.Context, db bun.IDB, targets []Target, bill bool) ([]
 	}
 	n := len(targets)
 	biz, cust, meters, cycles := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	starts, cutoffs := make([]time.Time, n), make([]time.Time, n)
+	sinces, starts, cutoffs := make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 	type key struct{ customer, meter string }
 	out := make([]Usage, n)
 	index := make(map[key]int, n)
@@ -133,7 +135,10 @@ func aggregate(ctx context.Context, db bun.IDB, targets []Target, bill bool) ([]
 		}
 		index[k] = i
 		biz[i], cust[i], meters[i], cycles[i] = t.BusinessID, t.CustomerID, t.Meter.Code, t.CycleID
-		starts[i], cutoffs[i] = t.WindowStart, t.Cutoff
+		sinces[i], starts[i], cutoffs[i] = t.Since, t.WindowStart, t.Cutoff
+		if t.Since.IsZero() {
+			sinces[i] = MinTimestamp
+		}
 		out[i] = Usage{CustomerID: t.CustomerID, Meter: t.Meter.Code}
 	}
 	source := previewSource
@@ -141,7 +146,7 @@ func aggregate(ctx context.Context, db bun.IDB, targets []Target, bill bool) ([]
 		source = billSource
 	}
 	rs, err := db.QueryContext(ctx, fmt.Sprintf(aggregateSQL, source), pgdialect.Array(biz), pgdialect.Array(cust),
-		pgdialect.Array(meters), pgdialect.Array(starts), pgdialect.Array(cutoffs), pgdialect.Array(cycles))
+		pgdialect.Array(meters), pgdialect.Array(sinces), pgdialect.Array(starts), pgdialect.Array(cutoffs), pgdialect.Array(cycles))
 	if err != nil {
 		return nil, fmt.Errorf("aggregate usage: %w", err)
 	}

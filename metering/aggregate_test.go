@@ -109,6 +109,14 @@ func TestAggregationsOverAWindow(t *testing.T) {
 	if len(unbilled) != 1 || unbilled[0] != "k5" {
 		t.Fatalf("unbilled after billing: %v (want only k5, at the cut-off)", unbilled)
 	}
+	// Usage before a plan's activation (Since) is not the plan's.
+	w.ingest(ev("pre", c, "kwh", "9", at(3, 0)), ev("post", c, "kwh", "4", at(3, 2)))
+	since := w.target(0, "kwh")
+	since.Since, since.CycleID = at(3, 1), "recy-test-2"
+	billed2, err := metering.BillUnbilled(w.ctx, w.db.Bun, []metering.Target{since})
+	if err != nil || !billed2[0].Quantity.Equal(dec("4")) || billed2[0].EventCount != 1 {
+		t.Fatalf("with Since: %+v %v", billed2, err)
+	}
 	evidence, err := metering.BilledEvents(w.ctx, w.db.Bun, w.biz.ID, "recy-test-1", "kwh")
 	if err != nil || len(evidence) != 5 || evidence[0].EventID != "k4" {
 		t.Fatalf("evidence %+v %v", evidence, err)
