@@ -51,16 +51,16 @@ func resolveCorrections(ctx context.Context, tx pgx.Tx, businessID string, event
 	if err != nil {
 		return nil, fmt.Errorf("find sent corrections: %w", err)
 	}
-	sent, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	sent, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
 	if err != nil {
 		return nil, err
 	}
-	sentKeys := map[string]bool{}
+	sentKeys := map[[16]byte]bool{}
 	for _, k := range sent {
-		sentKeys[string(k)] = true
+		sentKeys[k] = true
 	}
 	for _, id := range ownIDs {
-		alreadySent[id] = sentKeys[string(eventKey(businessID, id))]
+		alreadySent[id] = sentKeys[eventKey(businessID, id)]
 	}
 
 	kept := events[:0]
@@ -113,7 +113,7 @@ func loadOriginals(ctx context.Context, tx pgx.Tx, businessID string, eventIDs [
 	out := map[string]*original{}
 	rows, err := tx.Query(ctx, `SELECT e.event_id, e.customer_id, e.meter, e.quantity::text, e."timestamp", e.correction_of IS NOT NULL
 		FROM usage_event_ids k
-		JOIN usage_events e ON e.business_id = $1 AND e.id = k.id AND e."timestamp" = k."timestamp"
+		JOIN usage_events e ON e.business_id = $1 AND e.id = 'uev-' || k.id::text AND e."timestamp" = k."timestamp"
 		WHERE k.key = ANY($2)
 		ORDER BY k.key
 		FOR UPDATE OF k`, businessID, eventKeys(businessID, eventIDs))

@@ -3,6 +3,7 @@ package metering
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -123,9 +124,9 @@ type event struct {
 	properties   []byte // canonical JSON object, or nil
 	uniqueValue  *string
 	correctionOf string
-	hash         []byte
-	key          []byte // in usage_event_ids, given when stored
-	id           string // uev-…, given when stored
+	hash         int64    // contentHash
+	key          [16]byte // in usage_event_ids, given when stored
+	id           string   // uev-…, given when stored
 }
 
 // Rejection says why one event of a batch was not stored.
@@ -272,12 +273,12 @@ func isPrintable(s string, max int) bool {
 // properties are hashed as sent: the same properties written differently
 // (other key order, spacing) hash differently, and are then compared by
 // value (see sameContent) before an event is called a conflict.
-func (ev *event) contentHash() []byte {
+func (ev *event) contentHash() int64 {
 	h := sha256.New()
 	for _, part := range []string{ev.customerID, ev.meterCode, ev.quantity.String(), ev.timestamp.Format(time.RFC3339Nano), ev.correctionOf} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
 	h.Write(ev.properties)
-	return h.Sum(nil)[:16]
+	return int64(binary.BigEndian.Uint64(h.Sum(nil)))
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -208,7 +210,7 @@ func dedupeBatch(events []*event, res *Result) []*event {
 		case !seen:
 			first[ev.eventID] = ev
 			kept = append(kept, ev)
-		case ev.correctionOf == "" && prev.correctionOf == "" && (string(prev.hash) == string(ev.hash) || sameContent(prev, ev)):
+		case ev.correctionOf == "" && prev.correctionOf == "" && (prev.hash == ev.hash || sameContent(prev, ev)):
 			res.Duplicates++
 		default:
 			res.Rejected = append(res.Rejected, reject(ev.index, ev.eventID, duplicateError(ev.eventID)))
@@ -295,14 +297,14 @@ func claimEventIDs(ctx context.Context, tx pgx.Tx, businessID string, events []*
 		ev.id = billing.NewID(billing.PrefixUsageEvent)
 		ev.key = eventKey(businessID, ev.eventID)
 	}
-	sort.Slice(events, func(i, j int) bool { return bytes.Compare(events[i].key, events[j].key) < 0 })
+	sort.Slice(events, func(i, j int) bool { return bytes.Compare(events[i].key[:], events[j].key[:]) < 0 })
 	if _, err := tx.Exec(ctx, "SAVEPOINT claim_event_ids"); err != nil {
 		return nil, err
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_event_ids"}, []string{"key", "content_hash", "id", "timestamp"},
 		pgx.CopyFromSlice(n, func(i int) ([]any, error) {
 			ev := events[i]
-			return []any{ev.key, ev.hash, ev.id, ev.timestamp}, nil
+			return []any{ev.key, ev.hash, idUUID(ev.id), ev.timestamp}, nil
 		}))
 	var pgErr *pgconn.PgError
 	switch {
@@ -316,32 +318,33 @@ func claimEventIDs(ctx context.Context, tx pgx.Tx, businessID string, events []*
 		return nil, fmt.Errorf("claim event ids: %w", err)
 	}
 
-	keys, hashes, ids, stamps := make([][]byte, n), make([][]byte, n), make([]string, n), make([]time.Time, n)
+	keys, hashes, ids, stamps := make([][16]byte, n), make([]int64, n), make([][16]byte, n), make([]time.Time, n)
 	for i, ev := range events {
-		keys[i], hashes[i], ids[i], stamps[i] = ev.key, ev.hash, ev.id, ev.timestamp
+		keys[i], hashes[i], ids[i], stamps[i] = ev.key, ev.hash, idUUID(ev.id), ev.timestamp
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO usage_event_ids (key, content_hash, id, "timestamp")
 		SELECT e.key, e.content_hash, e.id, e.ts
-		FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::timestamptz[]) AS e(key, content_hash, id, ts)
+		FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::timestamptz[]) AS e(key, content_hash, id, ts)
 		ORDER BY e.key
 		ON CONFLICT (key) DO NOTHING
-		RETURNING id`, keys, hashes, ids, stamps)
+		RETURNING key`, keys, hashes, ids, stamps)
 	if err != nil {
 		return nil, fmt.Errorf("claim event ids: %w", err)
 	}
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
 	if err != nil {
 		return nil, fmt.Errorf("claim event ids: %w", err)
 	}
 	if len(inserted) == n {
 		return events, nil
 	}
-	isNew := make(map[string]bool, len(inserted))
-	for _, id := range inserted {
-		isNew[id] = true
+	isNewKey := make(map[[16]byte]bool, len(inserted))
+	for _, k := range inserted {
+		isNewKey[k] = true
 	}
-	for _, ev := range events { // from here on, keyed by event_id
-		if isNew[ev.id] {
+	isNew := make(map[string]bool, len(inserted))
+	for _, ev := range events {
+		if isNewKey[ev.key] {
 			isNew[ev.eventID] = true
 		}
 	}
@@ -361,7 +364,7 @@ func claimEventIDs(ctx context.Context, tx pgx.Tx, businessID string, events []*
 		switch {
 		case isNew[ev.eventID]:
 			fresh = append(fresh, ev)
-		case prev != nil && (string(prev.hash) == string(ev.hash) || sameContent(prev, ev)):
+		case prev != nil && (prev.hash == ev.hash || sameContent(prev, ev)):
 			res.Duplicates++
 		default:
 			res.Rejected = append(res.Rejected, reject(ev.index, ev.eventID, duplicateError(ev.eventID)))
@@ -376,7 +379,7 @@ func storedEvents(ctx context.Context, tx pgx.Tx, businessID string, eventIDs []
 	rows, err := tx.Query(ctx, `SELECT e.event_id, k.content_hash, e.customer_id, e.meter, e.quantity::text, e."timestamp",
 			e.properties::text, coalesce(e.correction_of, '')
 		FROM usage_event_ids k
-		JOIN usage_events e ON e.business_id = $1 AND e.id = k.id AND e."timestamp" = k."timestamp"
+		JOIN usage_events e ON e.business_id = $1 AND e.id = 'uev-' || k.id::text AND e."timestamp" = k."timestamp"
 		WHERE k.key = ANY($2)`, businessID, eventKeys(businessID, eventIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read sent events: %w", err)
@@ -433,16 +436,26 @@ func numeric(d decimal.Decimal) pgtype.Numeric {
 
 // eventKey is the key of event_id eventID of business businessID in
 // usage_event_ids: the first 16 bytes of SHA-256(businessID, NUL, eventID).
-func eventKey(businessID, eventID string) []byte {
+func eventKey(businessID, eventID string) [16]byte {
 	h := sha256.New()
 	h.Write([]byte(businessID))
 	h.Write([]byte{0})
 	h.Write([]byte(eventID))
-	return h.Sum(nil)[:16]
+	return [16]byte(h.Sum(nil))
 }
 
-func eventKeys(businessID string, eventIDs []string) [][]byte {
-	out := make([][]byte, len(eventIDs))
+// idUUID returns the UUID of a usage event id ("uev-<uuid>").
+func idUUID(id string) [16]byte {
+	var u [16]byte
+	hexDigits := strings.ReplaceAll(strings.TrimPrefix(id, billing.PrefixUsageEvent), "-", "")
+	if _, err := hex.Decode(u[:], []byte(hexDigits)); err != nil {
+		panic("metering: malformed usage event id " + id)
+	}
+	return u
+}
+
+func eventKeys(businessID string, eventIDs []string) [][16]byte {
+	out := make([][16]byte, len(eventIDs))
 	for i, id := range eventIDs {
 		out[i] = eventKey(businessID, id)
 	}

@@ -271,3 +271,29 @@ func TestReferenceChangeIsSeen(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+// TestResendWrittenDifferently: a resend whose bytes differ but whose
+// content is the same (another key order, offset, number writing) is a
+// duplicate; a real change is not.
+func TestResendWrittenDifferently(t *testing.T) {
+	w := setup(t)
+	c := w.customers[0]
+	ts := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	first := ev("w1", c, "kwh", "2.50", ts, "properties", json.RawMessage(`{"a": 1, "b": {"x": [1, 2.0]}}`))
+	if res := w.ingest(first); res.Accepted != 1 {
+		t.Fatal(res)
+	}
+	same := ev("w1", c, "kwh", "2.5", ts.In(time.FixedZone("WIB", 7*3600)), "properties", json.RawMessage(`{"b":{"x":[1,2]},"a":1.0}`))
+	if res := w.ingest(same); res.Duplicates != 1 || len(res.Rejected) != 0 {
+		t.Fatalf("same content written differently: %+v", res)
+	}
+	changed := ev("w1", c, "kwh", "2.5", ts, "properties", json.RawMessage(`{"a":1,"b":{"x":[1,3]}}`))
+	if res := w.ingest(changed); len(res.Rejected) != 1 || res.Rejected[0].ErrorCode != "DUPLICATE_ERROR" {
+		t.Fatalf("changed properties: %+v", res)
+	}
+	// Inside one batch too.
+	res := w.ingest(ev("w2", c, "kwh", "1", ts, "properties", json.RawMessage(`{"a":1,"b":2}`)), ev("w2", c, "kwh", "1.0", ts, "properties", json.RawMessage(`{"b":2, "a":1}`)))
+	if res.Accepted != 1 || res.Duplicates != 1 {
+		t.Fatalf("in-batch: %+v", res)
+	}
+}

@@ -45,13 +45,14 @@ CREATE INDEX usage_events_billed ON usage_events (billed_cycle_id, meter)
 
 -- Every event_id a business ever sent, forever, with a hash of its content:
 -- the same id again is a duplicate when the content is the same, an error
--- when it differs. key is the first 16 bytes of SHA-256(business_id, NUL,
--- event_id): a short fixed-width key keeps this index small and its inserts
--- cheap. id and timestamp find the event in its partition (for corrections,
--- and to compare a resent event with the stored one).
+-- when it differs. The row is kept small and fixed-width, because every
+-- accepted event writes one: key is the first 16 bytes of SHA-256(business
+-- id, NUL, event_id), content_hash 8 bytes of another SHA-256, id the UUID of
+-- the event's id (uev-<id>), and timestamp finds its partition (for
+-- corrections, and to compare a resent event with the stored one).
 CREATE TABLE usage_event_ids (
-    key          bytea PRIMARY KEY,
-    content_hash bytea NOT NULL,
-    id           text COLLATE "C" NOT NULL,
+    key          uuid PRIMARY KEY,
+    content_hash bigint NOT NULL,
+    id           uuid NOT NULL,
     "timestamp"  timestamptz NOT NULL
 );
