@@ -9,9 +9,10 @@ build:
 	$(GO) build -o $(BIN) ./cmd/billing
 
 ## run: the engine with its API on http://127.0.0.1:8080, on the default database
-## (DATABASE_URL, else PostgreSQL on localhost:5432, else a private cluster in .data/postgres)
+## (DATABASE_URL, else PostgreSQL on localhost:5432, else a private cluster in .data/postgres);
+## sandbox businesses may send webhooks to local receivers unless WEBHOOK_PRIVATE_URLS says otherwise
 run: build
-	./$(BIN) serve --sandbox-key-file .data/sandbox-api-key
+	WEBHOOK_PRIVATE_URLS=$${WEBHOOK_PRIVATE_URLS:-sandbox} ./$(BIN) serve --sandbox-key-file .data/sandbox-api-key
 
 ## test: vet and every test with the race detector, on a real PostgreSQL
 test:
@@ -36,6 +37,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePatch$$' -fuzztime $(FUZZTIME) ./internal/customers
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./metering
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./metering
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./internal/payments
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCallback$$' -fuzztime $(FUZZTIME) ./providers/xendit
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCallback$$' -fuzztime $(FUZZTIME) ./providers/wooshpay
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEndpoint$$' -fuzztime $(FUZZTIME) ./internal/webhooks
 
 clean:
 	rm -rf bin

@@ -14,6 +14,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/internal/notify"
+	"github.com/tagihan/billing/internal/payments"
+	"github.com/tagihan/billing/internal/webhooks"
 	"github.com/tagihan/billing/metering"
 	"github.com/uptrace/bun"
 )
@@ -24,6 +27,13 @@ type Deps struct {
 	DB *bun.DB
 	// Clock is the system clock.
 	Clock billing.Clock
+	// Payments is the payment service, for the reconciler and the sandbox
+	// provider's callbacks. When nil, the payment jobs are not registered.
+	Payments *payments.Service
+	// Webhooks delivers events to webhook endpoints; Notify sends customer
+	// notifications. When nil, their jobs are not registered.
+	Webhooks *webhooks.Service
+	Notify   *notify.Service
 }
 
 // Config configures the River client.
@@ -62,6 +72,17 @@ func NewClient(pool *pgxpool.Pool, deps Deps, cfg Config) (*river.Client[pgx.Tx]
 	if err := river.AddWorkerSafely(workers, &UsagePartitionsWorker{partitions: metering.NewPartitions(pool), clock: deps.Clock}); err != nil {
 		return nil, err
 	}
+	if deps.Payments != nil {
+		if err := river.AddWorkerSafely(workers, &PaymentReconcileWorker{deps: deps}); err != nil {
+			return nil, err
+		}
+		if err := river.AddWorkerSafely(workers, &SandboxCallbacksWorker{deps: deps}); err != nil {
+			return nil, err
+		}
+	}
+	if err := addOutboundWorkers(workers, deps); err != nil {
+		return nil, err
+	}
 	rc := &river.Config{
 		Workers:  workers,
 		Logger:   cfg.Logger,
@@ -77,6 +98,16 @@ func NewClient(pool *pgxpool.Pool, deps Deps, cfg Config) (*river.Client[pgx.Tx]
 				func() (river.JobArgs, *river.InsertOpts) { return UsagePartitionsArgs{}, nil },
 				&river.PeriodicJobOpts{ID: UsagePartitionsArgs{}.Kind(), RunOnStart: true}),
 		}
+		if deps.Payments != nil {
+			rc.PeriodicJobs = append(rc.PeriodicJobs,
+				river.NewPeriodicJob(river.PeriodicInterval(reconcileInterval),
+					func() (river.JobArgs, *river.InsertOpts) { return PaymentReconcileArgs{}, nil },
+					&river.PeriodicJobOpts{ID: PaymentReconcileArgs{}.Kind(), RunOnStart: true}),
+				river.NewPeriodicJob(river.PeriodicInterval(sandboxSweepInterval),
+					func() (river.JobArgs, *river.InsertOpts) { return SandboxCallbacksArgs{}, nil },
+					&river.PeriodicJobOpts{ID: SandboxCallbacksArgs{}.Kind(), RunOnStart: true}))
+		}
+		addOutbound(rc, deps)
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {

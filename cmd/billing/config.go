@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/tagihan/billing/internal/notify"
 )
 
 // config is everything the engine reads from the environment. Every
@@ -31,9 +34,22 @@ type config struct {
 	// Workers is WORKERS, the River jobs worked at once per process.
 	// Defaults to 50.
 	Workers int
+	// PublicBaseURL is PUBLIC_BASE_URL, the address providers reach the
+	// engine at (https://billing.example.com); needed to register WooshPay
+	// webhook endpoints. Empty by default.
+	PublicBaseURL string
+	// XenditBaseURL is XENDIT_BASE_URL, Xendit's API. Defaults to
+	// https://api.xendit.co.
+	XenditBaseURL string
+	// WooshPayBaseURL is WOOSHPAY_BASE_URL, WooshPay's API for every key.
+	// Defaults to WooshPay's test host for sk_test_ keys and its live host
+	// for sk_live_ keys.
+	WooshPayBaseURL string
 	// ShutdownTimeout is SHUTDOWN_TIMEOUT, how long a stopping engine waits
 	// for requests and jobs in flight. Defaults to 30s.
 	ShutdownTimeout time.Duration
+	// Outbound is what webhooks and notifications read.
+	Outbound outboundConfig
 }
 
 func configFromEnv(getenv func(string) string) (config, error) {
@@ -53,6 +69,19 @@ func configFromEnv(getenv func(string) string) (config, error) {
 	}
 	if v := getenv("DATA_DIR"); v != "" {
 		c.DataDir = v
+	}
+	for _, u := range []struct {
+		name string
+		dst  *string
+	}{{"PUBLIC_BASE_URL", &c.PublicBaseURL}, {"XENDIT_BASE_URL", &c.XenditBaseURL}, {"WOOSHPAY_BASE_URL", &c.WooshPayBaseURL}} {
+		v := getenv(u.name)
+		if v == "" {
+			continue
+		}
+		if p, err := url.Parse(v); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			return c, fmt.Errorf("%s: must be an http or https URL such as https://billing.example.com", u.name)
+		}
+		*u.dst = v
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -80,6 +109,9 @@ func configFromEnv(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("SHUTDOWN_TIMEOUT: must be a positive duration such as 30s")
 		}
 		c.ShutdownTimeout = d
+	}
+	if err := c.Outbound.fromEnv(getenv); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -109,3 +141,52 @@ func floatVar(getenv func(string) string, name string, def float64) (float64, er
 }
 
 func (c config) clusterDir() string { return filepath.Join(c.DataDir, "postgres") }
+
+// outboundConfig is the configuration of webhooks and notifications.
+type outboundConfig struct {
+	// PrivateURLs is WEBHOOK_PRIVATE_URLS: "none" (the default: no business
+	// may send webhooks to loopback, private or link-local addresses) or
+	// "sandbox" (sandbox businesses may, for receivers on a developer's
+	// machine or network).
+	PrivateURLs string
+	// SMTP is SMTP_URL with SMTP_FROM, the sender of e-mail
+	// notifications; nil when SMTP_URL is unset (e-mails are skipped).
+	SMTP *notify.SMTPConfig
+	// WhatsAppGatewayURL and SMSGatewayURL are WHATSAPP_GATEWAY_URL and
+	// SMS_GATEWAY_URL; empty means the channel is skipped.
+	WhatsAppGatewayURL string
+	SMSGatewayURL      string
+}
+
+func (o *outboundConfig) fromEnv(getenv func(string) string) error {
+	switch o.PrivateURLs = getenv("WEBHOOK_PRIVATE_URLS"); o.PrivateURLs {
+	case "":
+		o.PrivateURLs = "none"
+	case "none", "sandbox":
+	default:
+		return fmt.Errorf("WEBHOOK_PRIVATE_URLS: must be none or sandbox")
+	}
+	if v := getenv("SMTP_URL"); v != "" {
+		smtp, err := notify.ParseSMTPURL(v, getenv("SMTP_FROM"))
+		if err != nil {
+			return fmt.Errorf("SMTP_URL: %w", err)
+		}
+		o.SMTP = smtp
+	} else if getenv("SMTP_FROM") != "" {
+		return fmt.Errorf("SMTP_FROM: set SMTP_URL too, or e-mails are not sent")
+	}
+	for _, g := range []struct {
+		name string
+		dst  *string
+	}{{"WHATSAPP_GATEWAY_URL", &o.WhatsAppGatewayURL}, {"SMS_GATEWAY_URL", &o.SMSGatewayURL}} {
+		v := getenv(g.name)
+		if v == "" {
+			continue
+		}
+		if p, err := url.Parse(v); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			return fmt.Errorf("%s: must be an http or https URL such as https://gateway.example.com/messages", g.name)
+		}
+		*g.dst = v
+	}
+	return nil
+}

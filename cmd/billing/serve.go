@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/cmd/billing/internal/api"
 	"github.com/tagihan/billing/internal/business"
@@ -67,7 +69,17 @@ func serve(ctx context.Context, cfg config, args []string, stdout, stderr io.Wri
 	}
 
 	work := *role != "api"
-	riverClient, err := jobs.NewClient(db.Pool, jobs.Deps{DB: db.Bun, Clock: billing.SystemClock{}},
+	// The sandbox provider triggers the delivery of its callbacks through
+	// River; the client is made below, before any request can trigger it.
+	var riverClient *river.Client[pgx.Tx]
+	paymentService := newPayments(db, cfg, log, func(ctx context.Context, businessID string) {
+		if _, err := riverClient.Insert(ctx, jobs.SandboxCallbacksArgs{BusinessID: businessID}, nil); err != nil {
+			log.Warn("enqueue sandbox callbacks; the periodic sweep delivers them", "business_id", businessID, "error", err.Error())
+		}
+	})
+	webhookService, notifyService := newOutbound(db, cfg, log)
+	deps := jobs.Deps{DB: db.Bun, Clock: billing.SystemClock{}, Payments: paymentService, Webhooks: webhookService, Notify: notifyService}
+	riverClient, err = jobs.NewClient(db.Pool, deps,
 		jobs.Config{Work: work, MaxWorkers: cfg.Workers, Logger: log.With("component", "river")})
 	if err != nil {
 		return err
@@ -78,6 +90,12 @@ func serve(ctx context.Context, cfg config, args []string, stdout, stderr io.Wri
 			return fmt.Errorf("start river: %w", err)
 		}
 	}
+	// Commits that make outbound work wake this process's workers; the
+	// listener stops with the signal.
+	waitWake := func() {}
+	if work {
+		waitWake = startWake(ctx, db, riverClient, deps, log)
+	}
 
 	server := api.New(api.Config{
 		DB:        db,
@@ -85,6 +103,8 @@ func serve(ctx context.Context, cfg config, args []string, stdout, stderr io.Wri
 		RateLimit: rate.Limit(cfg.RateLimit),
 		RateBurst: cfg.RateBurst,
 		Ready:     readiness(db, migrator),
+		Payments:  paymentService,
+		Webhooks:  webhookService,
 	})
 	handler := server.Handler()
 	if *role == "worker" {
@@ -126,6 +146,7 @@ func serve(ctx context.Context, cfg config, args []string, stdout, stderr io.Wri
 			_ = riverClient.StopAndCancel(cancelCtx)
 		}
 	}
+	waitWake()
 	log.Info("stopped")
 	return nil
 }

@@ -37,6 +37,9 @@ const (
 	CustomerServiceSuspended  = "customer.service.suspended"
 	CustomerServiceReinstated = "customer.service.reinstated"
 	NotificationFailed        = "notification.failed"
+	// WebhookEndpointDisabled is the engine's addition to SPEC §4.9: an
+	// endpoint that failed for 3 days was disabled (docs/webhooks.md).
+	WebhookEndpointDisabled = "webhook_endpoint.disabled"
 )
 
 // Types lists every event type the engine emits.
@@ -45,6 +48,7 @@ var Types = []string{
 	RecurringCycleSucceeded, RecurringCycleRetrying, RecurringCycleFailed, PaymentCapture, PaymentFailure,
 	PaymentTokenActivation, PaymentTokenExpiry, InvoiceFinalized, InvoiceNeedsReview, InvoicePaid,
 	InvoiceVoided, CustomerServiceSuspended, CustomerServiceReinstated, NotificationFailed,
+	WebhookEndpointDisabled,
 }
 
 var known = func() map[string]bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/tagihan/billing/internal/payments"
 	"github.com/uptrace/bun"
 )
 
@@ -25,3 +26,7 @@ func SetIdempotencyWaitForTest(d time.Duration) func() {
 	idempotencyWait = d
 	return func() { idempotencyWait = old }
 }
+
+// PaymentsForTest returns the server's payment service, so that tests can
+// do what the engine's jobs do (deliver sandbox callbacks, reconcile).
+func (s *Server) PaymentsForTest() *payments.Service { return s.payments }

@@ -14,6 +14,7 @@ import (
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/cmd/billing/internal/api"
 	"github.com/tagihan/billing/internal/business"
+	"github.com/tagihan/billing/internal/payments"
 	"github.com/tagihan/billing/internal/pgtest"
 	"github.com/tagihan/billing/internal/postgres"
 	"github.com/uptrace/bun"
@@ -43,6 +44,9 @@ type options struct {
 	rateBurst int
 	wrap      func(http.Handler) http.Handler
 	logger    *slog.Logger
+	payments  func(db *postgres.DB, clock billing.Clock) *payments.Service
+	// configure changes the server's configuration last.
+	configure func(cfg *api.Config)
 }
 
 func setup(t *testing.T, opts ...func(*options)) *bundle {
@@ -53,7 +57,14 @@ func setup(t *testing.T, opts ...func(*options)) *bundle {
 	}
 	db := pgtest.New(t)
 	clock := billing.NewSettableClock(sandboxStart)
-	s := api.New(api.Config{DB: db, Clock: clock, RateLimit: o.rateLimit, RateBurst: o.rateBurst, Logger: o.logger})
+	cfg := api.Config{DB: db, Clock: clock, RateLimit: o.rateLimit, RateBurst: o.rateBurst, Logger: o.logger}
+	if o.payments != nil {
+		cfg.Payments = o.payments(db, clock)
+	}
+	if o.configure != nil {
+		o.configure(&cfg)
+	}
+	s := api.New(cfg)
 	var h http.Handler = s.Handler()
 	if o.wrap != nil {
 		h = o.wrap(h)

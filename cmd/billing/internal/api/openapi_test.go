@@ -101,8 +101,11 @@ func TestOpenAPIRoutes(t *testing.T) {
 	for key, op := range ops {
 		method, path, _ := strings.Cut(key, " ")
 		ops := path == "/healthz" || path == "/readyz" || path == "/metrics"
-		if ops != (op.Security != nil && len(*op.Security) == 0) {
-			t.Errorf("%s: only /healthz, /readyz and /metrics are without security", key)
+		// Provider callbacks carry no API key (the provider's token or
+		// signature verifies them), no idempotency-key and no rate limit.
+		callback := strings.HasPrefix(path, "/callbacks/")
+		if (ops || callback) != (op.Security != nil && len(*op.Security) == 0) {
+			t.Errorf("%s: only /healthz, /readyz, /metrics and /callbacks/… are without security", key)
 		}
 		for status, ref := range op.Responses.Map() {
 			if ref.Value.Headers["request-id"] == nil {
@@ -110,10 +113,12 @@ func TestOpenAPIRoutes(t *testing.T) {
 			}
 		}
 		want := []string{}
-		if !ops {
+		if callback {
+			want = append(want, "400", "401", "413", "500")
+		} else if !ops {
 			want = append(want, "401", "429", "500")
 		}
-		if method == http.MethodPost || method == http.MethodPatch {
+		if !callback && (method == http.MethodPost || method == http.MethodPatch) {
 			want = append(want, "400", "409", "413", "415")
 			if p := op.Parameters.GetByInAndName("header", "idempotency-key"); p == nil {
 				t.Errorf("%s: no idempotency-key parameter", key)
@@ -356,6 +361,10 @@ type openAPIScenario struct {
 	// calls has one request per API endpoint of the feature ({method, path,
 	// body}), sent again to see 429 (rate limit) and 500 (no database).
 	calls [][3]string
+	// unlimited has one request per endpoint without an API key or rate
+	// limit (provider callbacks), sent again only to see 500: {method, path,
+	// body, header name, header value, …}.
+	unlimited [][]string
 }
 
 var openAPIScenarios []openAPIScenario
@@ -372,9 +381,11 @@ func TestOpenAPIResponses(t *testing.T) {
 	e.ok(t, b.callWithKey("", "GET", "/readyz", nil), "readyz")
 	e.ok(t, b.callWithKey("", "GET", "/metrics", nil), "metrics")
 	var apiCalls [][3]string
+	var unlimitedCalls [][]string
 	for _, sc := range openAPIScenarios {
 		sc.run(t, e)
 		apiCalls = append(apiCalls, sc.calls...)
+		unlimitedCalls = append(unlimitedCalls, sc.unlimited...)
 	}
 
 	// Requests no operation matches.
@@ -409,11 +420,14 @@ func TestOpenAPIResponses(t *testing.T) {
 	t.Cleanup(brokenSrv.Close)
 	bb := &bundle{t: t, srv: brokenSrv, key: b.key, client: brokenSrv.Client(), clock: b.clock}
 	for _, call := range apiCalls {
+		unlimitedCalls = append(unlimitedCalls, call[:])
+	}
+	for _, call := range unlimitedCalls {
 		var body any
 		if call[2] != "" {
 			body = call[2]
 		}
-		bb.call(call[0], call[1], body).wantError(t, 500, "SERVER_ERROR", "")
+		bb.call(call[0], call[1], body, call[3:]...).wantError(t, 500, "SERVER_ERROR", "")
 	}
 	if r := bb.callWithKey("", "GET", "/readyz", nil); r.status != http.StatusServiceUnavailable || r.body["status"] != "not_ready" {
 		t.Fatalf("readyz without a database: %d %s", r.status, r.raw)

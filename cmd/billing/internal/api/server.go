@@ -12,8 +12,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/internal/payments"
 	"github.com/tagihan/billing/internal/postgres"
+	"github.com/tagihan/billing/internal/webhooks"
 	"github.com/tagihan/billing/metering"
+	"github.com/tagihan/billing/providers"
 	"golang.org/x/time/rate"
 )
 
@@ -43,6 +46,14 @@ type Config struct {
 	// migrations current); /readyz answers 503 with its error. Defaults to a
 	// database ping.
 	Ready func(context.Context) error
+	// Payments is the payment service behind payment requests, tokens,
+	// provider settings and callbacks. Defaults to one with the sandbox,
+	// Xendit and WooshPay providers at their public addresses.
+	Payments *payments.Service
+	// Webhooks is the webhook service behind webhook endpoints, events and
+	// redeliveries. Defaults to one that lets no business reach private
+	// addresses.
+	Webhooks *webhooks.Service
 }
 
 // Server serves the API.
@@ -55,6 +66,10 @@ type Server struct {
 	ready   func(context.Context) error
 	mux     *http.ServeMux
 	usage   *metering.Ingester
+
+	payments  *payments.Service
+	callbacks *prometheus.CounterVec
+	webhooks  *webhooks.Service
 }
 
 // New returns a Server for cfg.
@@ -89,6 +104,13 @@ func New(cfg Config) *Server {
 	if cfg.DB != nil {
 		s.usage = metering.NewIngester(cfg.DB.Pool, metering.NewPartitions(cfg.DB.Pool))
 	}
+	s.payments, s.callbacks = cfg.Payments, newCallbackCounter(cfg.Registry)
+	if s.payments == nil {
+		s.payments = defaultPayments(cfg)
+	}
+	if s.webhooks = cfg.Webhooks; s.webhooks == nil {
+		s.webhooks = defaultWebhooks(cfg)
+	}
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.path, rt.handler)
 	}
@@ -105,7 +127,7 @@ type route struct {
 // routes lists every endpoint. The OpenAPI test checks that docs/openapi.yaml
 // describes each of them.
 func (s *Server) routes() []route {
-	return []route{
+	return append([]route{
 		{"GET", "/healthz", http.HandlerFunc(s.healthz)},
 		{"GET", "/readyz", http.HandlerFunc(s.readyz)},
 		{"GET", "/metrics", s.metrics.handler},
@@ -124,7 +146,19 @@ func (s *Server) routes() []route {
 		{"PATCH", "/meters/{id}", s.api(s.renameMeter)},
 		{"POST", "/usage_events", s.apiOwnTx(s.ingestUsage)},
 		{"GET", "/usage_events", s.api(s.listUsageEvents)},
-	}
+
+		{"POST", "/payment_requests", s.apiOwnTx(s.createPaymentRequest)},
+		{"POST", "/v3/payment_requests", s.apiOwnTx(s.createPaymentRequest)},
+		{"GET", "/payment_requests/{id}", s.api(s.getPaymentRequest)},
+		{"POST", "/payment_requests/{id}/cancel", s.api(s.cancelPaymentRequest)},
+		{"POST", "/payment_requests/{id}/simulate", s.api(s.simulatePaymentRequest)},
+		{"GET", "/payment_tokens/{id}", s.api(s.getPaymentToken)},
+		{"POST", "/payment_tokens/{id}/cancel", s.api(s.cancelPaymentToken)},
+		{"GET", "/provider_settings", s.api(s.getProviderSettings)},
+		{"POST", "/provider_settings", s.api(s.saveProviderSettings)},
+		{"POST", "/callbacks/xendit", s.callback(providers.Xendit)},
+		{"POST", "/callbacks/wooshpay", s.callback(providers.WooshPay)},
+	}, s.outboundRoutes()...)
 }
 
 // Routes returns every endpoint as "METHOD /path/{param}".

@@ -1,0 +1,242 @@
+package payments
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/internal/outbox"
+	"github.com/tagihan/billing/providers"
+	"github.com/uptrace/bun"
+)
+
+// rank orders the statuses a payment request moves through; a request only
+// ever moves to a higher rank. So a late or repeated answer never moves it
+// backwards (no PENDING after SUCCEEDED, no FAILED after SUCCEEDED), and
+// SUCCEEDED, the record that money was taken, beats everything: a capture
+// reported after a failure, cancellation or expiry is still recorded.
+func rank(status string) int {
+	switch status {
+	case StatusSending:
+		return 0
+	case StatusRequiresAction:
+		return 1
+	case StatusPending:
+		return 2
+	case StatusFailed, StatusCanceled, StatusExpired:
+		return 3
+	case StatusSucceeded:
+		return 4
+	}
+	return -1
+}
+
+// apply records a provider's answer on pr, which tx has locked, at now
+// (the business clock). It is the one state machine behind synchronous
+// answers, callbacks and the reconciler. A success records the payment,
+// saves the token of a Pay and Save (with the customer's consent) and emits
+// payment.capture and payment_token.activation; a failure records the
+// failed payment and emits payment.failure; all in tx. It reports whether
+// pr changed.
+func (s *Service) apply(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res providers.Result, now time.Time) (bool, error) {
+	now = truncate(now)
+	changed := false
+	if res.ProviderRef != "" {
+		switch {
+		case pr.ProviderRef == nil:
+			pr.ProviderRef, changed = &res.ProviderRef, true
+		case *pr.ProviderRef != res.ProviderRef:
+			s.log.Warn("provider answered with another id for a payment request; keeping the first",
+				"payment_request_id", pr.ID, "provider_ref", *pr.ProviderRef, "answered", res.ProviderRef)
+		}
+	}
+	if pr.PaymentLink && pr.ChannelCode == linkChannel && res.ChannelCode != "" {
+		pr.ChannelCode, changed = res.ChannelCode, true
+	}
+	to := string(res.Status)
+	if rank(to) <= rank(pr.Status) {
+		if changed {
+			return true, s.save(ctx, tx, pr)
+		}
+		return false, nil
+	}
+	if pr.Status == StatusFailed || pr.Status == StatusCanceled || pr.Status == StatusExpired {
+		s.log.Warn("provider reports a capture after the payment request ended; recording the payment",
+			"payment_request_id", pr.ID, "status", pr.Status)
+	}
+	switch to {
+	case StatusRequiresAction:
+		pr.Actions = res.Actions
+		pr.NextCheckAt, pr.Checks = ptr(nextCheck(now, 0)), 0
+	case StatusPending:
+		pr.NextCheckAt, pr.Checks = ptr(nextCheck(now, 0)), 0
+	case StatusSucceeded:
+		if err := s.succeed(ctx, tx, pr, res, now); err != nil {
+			return false, err
+		}
+	case StatusFailed:
+		if err := s.fail(ctx, tx, pr, res, now); err != nil {
+			return false, err
+		}
+	case StatusCanceled, StatusExpired:
+	default:
+		return false, fmt.Errorf("payment request %s: provider answered unknown status %q", pr.ID, to)
+	}
+	pr.Status = to
+	if pr.Final() {
+		pr.NextCheckAt = nil
+		pr.Actions = []providers.Action{}
+	}
+	pr.Updated = now
+	return true, s.save(ctx, tx, pr)
+}
+
+func (s *Service) save(ctx context.Context, tx bun.IDB, pr *PaymentRequest) error {
+	if pr.Actions == nil {
+		pr.Actions = []providers.Action{}
+	}
+	_, err := tx.NewUpdate().Model(pr).WherePK().
+		Column("status", "failure_code", "actions", "latest_payment_id", "payment_token_id", "provider_ref",
+			"channel_code", "next_check_at", "checks", "updated").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("update payment request %s: %w", pr.ID, err)
+	}
+	return nil
+}
+
+// succeed records the captured payment of pr and, for a Pay and Save, the
+// token it saved; then emits payment.capture (carrying payment_token_id)
+// and payment_token.activation.
+func (s *Service) succeed(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res providers.Result, now time.Time) error {
+	var tok *PaymentToken
+	if pr.Type == TypePayAndSave && pr.PaymentTokenID == nil {
+		if res.TokenRef == "" {
+			s.log.Error("provider reported a Pay and Save captured without a token; no token saved", "payment_request_id", pr.ID)
+		} else {
+			tok = &PaymentToken{
+				ID: billing.NewID(billing.PrefixPaymentToken), BusinessID: pr.BusinessID, CustomerID: pr.CustomerID,
+				ReferenceID: pr.ReferenceID, Provider: pr.Provider, ProviderTokenRef: res.TokenRef, Country: pr.Country,
+				Currency: pr.Currency, ChannelCode: pr.ChannelCode, Status: TokenActive, Description: pr.Description,
+				Metadata: pr.Metadata, ConsentedAt: now, ConsentChannelCode: pr.ChannelCode, ConsentPaymentRequestID: pr.ID,
+				Created: now, Updated: now,
+			}
+			if _, err := tx.NewInsert().Model(tok).Exec(ctx); err != nil {
+				return fmt.Errorf("save payment token: %w", err)
+			}
+			pr.PaymentTokenID = &tok.ID
+		}
+	}
+	py, err := s.payment(ctx, tx, pr, res, now)
+	if err != nil {
+		return err
+	}
+	py.Status, py.FailureCode = StatusSucceeded, nil
+	py.CaptureID, py.CapturedAt = ptr(billing.NewID(prefixCapture)), &now
+	if err := s.savePayment(ctx, tx, py); err != nil {
+		return err
+	}
+	pr.LatestPaymentID, pr.FailureCode = &py.ID, nil
+	if _, err := outbox.Emit(ctx, tx, pr.BusinessID, outbox.PaymentCapture, now, newPaymentEvent(pr, py)); err != nil {
+		return err
+	}
+	if tok != nil {
+		if _, err := outbox.Emit(ctx, tx, pr.BusinessID, outbox.PaymentTokenActivation, now, tok); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fail records the failed payment of pr and emits payment.failure.
+func (s *Service) fail(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res providers.Result, now time.Time) error {
+	code := res.FailureCode
+	if code == "" {
+		code = "PAYMENT_FAILED"
+	}
+	py, err := s.payment(ctx, tx, pr, res, now)
+	if err != nil {
+		return err
+	}
+	py.Status, py.FailureCode = StatusFailed, &code
+	if err := s.savePayment(ctx, tx, py); err != nil {
+		return err
+	}
+	pr.LatestPaymentID, pr.FailureCode = &py.ID, &code
+	_, err = outbox.Emit(ctx, tx, pr.BusinessID, outbox.PaymentFailure, now, newPaymentEvent(pr, py))
+	return err
+}
+
+// payment returns pr's payment, locked, or a new one (not yet stored).
+func (s *Service) payment(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res providers.Result, now time.Time) (*Payment, error) {
+	py := new(Payment)
+	err := tx.NewSelect().Model(py).Where("payment_request_id = ?", pr.ID).For("UPDATE").Scan(ctx)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		py = &Payment{ID: billing.NewID(billing.PrefixPayment), BusinessID: pr.BusinessID, PaymentRequestID: pr.ID,
+			CustomerID: pr.CustomerID, Currency: pr.Currency, Amount: pr.RequestAmount, ChannelCode: pr.ChannelCode, Created: now}
+	case err != nil:
+		return nil, fmt.Errorf("read payment: %w", err)
+	}
+	py.PaymentTokenID = pr.PaymentTokenID
+	if res.PaymentRef != "" {
+		py.ProviderPaymentRef = &res.PaymentRef
+	}
+	py.Updated = now
+	return py, nil
+}
+
+func (s *Service) savePayment(ctx context.Context, tx bun.IDB, py *Payment) error {
+	_, err := tx.NewInsert().Model(py).On("CONFLICT (id) DO UPDATE").
+		Set("status = EXCLUDED.status, failure_code = EXCLUDED.failure_code, payment_token_id = EXCLUDED.payment_token_id, " +
+			"provider_payment_ref = EXCLUDED.provider_payment_ref, capture_id = EXCLUDED.capture_id, " +
+			"captured_at = EXCLUDED.captured_at, updated = EXCLUDED.updated").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("save payment: %w", err)
+	}
+	return nil
+}
+
+// get returns the business's payment request id, locked when forUpdate,
+// or DATA_NOT_FOUND.
+func (s *Service) get(ctx context.Context, db bun.IDB, businessID, id string, forUpdate bool) (*PaymentRequest, error) {
+	if !billing.ValidID(billing.PrefixPaymentRequest, id) {
+		return nil, billing.NotFound("payment request")
+	}
+	pr := new(PaymentRequest)
+	q := db.NewSelect().Model(pr).Where("business_id = ?", businessID).Where("id = ?", id)
+	if forUpdate {
+		q = q.For("UPDATE")
+	}
+	err := q.Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, billing.NotFound("payment request")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get payment request %s: %w", id, err)
+	}
+	return pr, nil
+}
+
+// getToken returns the business's payment token id, or DATA_NOT_FOUND
+// (also for another business's token).
+func getToken(ctx context.Context, db bun.IDB, businessID, id string, forUpdate bool) (*PaymentToken, error) {
+	if !billing.ValidID(billing.PrefixPaymentToken, id) {
+		return nil, billing.NotFound("payment token")
+	}
+	t := new(PaymentToken)
+	q := db.NewSelect().Model(t).Where("business_id = ?", businessID).Where("id = ?", id)
+	if forUpdate {
+		q = q.For("UPDATE")
+	}
+	err := q.Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, billing.NotFound("payment token")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get payment token %s: %w", id, err)
+	}
+	return t, nil
+}
