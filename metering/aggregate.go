@@ -3,10 +3,12 @@ package metering
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -68,6 +70,12 @@ func PreviewUnbilled(ctx context.Context, db bun.IDB, targets []Target) ([]Usage
 // bill the same customer at once (the second finds the rows taken). Run it
 // in the transaction that writes the invoice. Many targets are handled in
 // one set-based statement.
+//
+// Two transactions billing the same customer and meter at the same moment
+// lock the same rows, possibly in different orders; PostgreSQL then aborts
+// one of them with a deadlock (SQLSTATE 40P01), and its caller retries the
+// whole transaction. Either way no event is billed twice; IsRetryable
+// tells such errors apart.
 func BillUnbilled(ctx context.Context, db bun.IDB, targets []Target) ([]Usage, error) {
 	for _, t := range targets {
 		if t.CycleID == "" {
@@ -207,4 +215,11 @@ func aggregate(ctx context.Context, db bun.IDB, targets []Target, bill bool) ([]
 		})
 	}
 	return out, nil
+}
+
+// IsRetryable reports whether err is a deadlock or serialization failure,
+// after which the caller's transaction can be run again from the start.
+func IsRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }

@@ -151,20 +151,26 @@ func TestBillOnceUnderConcurrency(t *testing.T) {
 				tg.CycleID = fmt.Sprintf("recy-engine-%d-%d", engine, c)
 				ts = append(ts, tg)
 			}
-			err := w.db.Bun.RunInTx(w.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-				us, err := metering.BillUnbilled(ctx, tx, ts)
-				if err != nil {
+			for try := 0; ; try++ { // a deadlock aborts one transaction, which is run again
+				var us []metering.Usage
+				err := w.db.Bun.RunInTx(w.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+					var err error
+					us, err = metering.BillUnbilled(ctx, tx, ts)
 					return err
+				})
+				if metering.IsRetryable(err) && try < 5 {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
 				}
 				mu.Lock()
 				for _, u := range us {
 					total = total.Add(u.Quantity)
 				}
 				mu.Unlock()
-				return nil
-			})
-			if err != nil {
-				t.Error(err)
+				return
 			}
 		}()
 	}

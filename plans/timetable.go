@@ -110,3 +110,41 @@ func (t Timetable) Window(n, leadDays int, activatedAt time.Time) (start, end ti
 	}
 	return start, end
 }
+
+// FirstAfter returns the number of the first slot of the timetable
+// scheduled strictly after t: the smallest n ≥ 1 with ScheduledAt(n) > t
+// (1 when the anchor itself is after t). Slots ascend strictly, so the
+// answer is found by bisection, without walking every slot since the
+// anchor. TotalRecurrence is not consulted.
+func (t Timetable) FirstAfter(after time.Time) int {
+	if t.ScheduledAt(1).After(after) {
+		return 1
+	}
+	lo, hi := 1, 2 // ScheduledAt(lo) ≤ after; find hi with ScheduledAt(hi) > after
+	for !t.ScheduledAt(hi).After(after) {
+		lo, hi = hi, hi*2
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if t.ScheduledAt(mid).After(after) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
+}
+
+// PeriodDays returns the fewest days one period of the timetable can
+// last: IntervalCount days, weeks (× 7) or months (× 28, February's
+// length). A cycle's amount_lead_days may not exceed it, so that no
+// cycle's amount falls due before the previous cycle's date begins.
+func (t Timetable) PeriodDays() int {
+	switch t.Interval {
+	case IntervalWeek:
+		return 7 * t.IntervalCount
+	case IntervalMonth:
+		return 28 * t.IntervalCount
+	}
+	return t.IntervalCount
+}

@@ -118,3 +118,57 @@ func TestWindows(t *testing.T) {
 		t.Fatalf("window 2 after a late activation starts %v", s)
 	}
 }
+
+func TestFirstAfter(t *testing.T) {
+	monthly := plans.Timetable{Anchor: utc(2026, 1, 31, 8, 0, 0), Interval: plans.IntervalMonth, IntervalCount: 1}
+	daily := plans.Timetable{Anchor: utc(2000, 1, 1, 12, 0, 0), Interval: plans.IntervalDay, IntervalCount: 1}
+	tests := []struct {
+		name  string
+		tt    plans.Timetable
+		after time.Time
+		want  int
+	}{
+		{"before the anchor", monthly, utc(2026, 1, 1, 0, 0, 0), 1},
+		{"exactly the anchor is not after it", monthly, utc(2026, 1, 31, 8, 0, 0), 2},
+		{"a second after a slot", monthly, utc(2026, 2, 28, 8, 0, 1), 3},
+		{"a second before a clamped slot", monthly, utc(2026, 4, 30, 7, 59, 59), 4},
+		{"decades of daily slots", daily, utc(2026, 3, 5, 11, 0, 0), 9561},
+		{"the daily slot of that day has passed", daily, utc(2026, 3, 5, 12, 0, 0), 9562},
+	}
+	for _, tc := range tests {
+		n := tc.tt.FirstAfter(tc.after)
+		if n != tc.want {
+			t.Errorf("%s: FirstAfter = %d, want %d", tc.name, n, tc.want)
+		}
+		if !tc.tt.ScheduledAt(n).After(tc.after) || (n > 1 && tc.tt.ScheduledAt(n-1).After(tc.after)) {
+			t.Errorf("%s: slot %d (%v) is not the first after %v", tc.name, n, tc.tt.ScheduledAt(n), tc.after)
+		}
+	}
+	// Against a walk over every slot, for many instants and timetables.
+	for _, tt := range []plans.Timetable{monthly, daily,
+		{Anchor: utc(2028, 2, 29, 23, 0, 0), Interval: plans.IntervalMonth, IntervalCount: 12},
+		{Anchor: utc(2026, 12, 21, 0, 0, 0), Interval: plans.IntervalWeek, IntervalCount: 2}} {
+		for h := 0; h < 24*800; h += 7 {
+			after := utc(2026, 1, 1, 0, 0, 0).Add(time.Duration(h) * time.Hour)
+			want := 1
+			for !tt.ScheduledAt(want).After(after) {
+				want++
+			}
+			if got := tt.FirstAfter(after); got != want {
+				t.Fatalf("%+v after %v: %d, want %d", tt, after, got, want)
+			}
+		}
+	}
+}
+
+func TestPeriodDays(t *testing.T) {
+	for _, tc := range []struct {
+		i     plans.Interval
+		count int
+		want  int
+	}{{plans.IntervalDay, 1, 1}, {plans.IntervalDay, 10, 10}, {plans.IntervalWeek, 2, 14}, {plans.IntervalMonth, 1, 28}, {plans.IntervalMonth, 3, 84}} {
+		if got := (plans.Timetable{Interval: tc.i, IntervalCount: tc.count}).PeriodDays(); got != tc.want {
+			t.Errorf("%s × %d: %d days, want %d", tc.i, tc.count, got, tc.want)
+		}
+	}
+}

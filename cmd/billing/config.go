@@ -34,9 +34,10 @@ type config struct {
 	// Workers is WORKERS, the River jobs worked at once per process.
 	// Defaults to 50.
 	Workers int
-	// PublicBaseURL is PUBLIC_BASE_URL, the address providers reach the
-	// engine at (https://billing.example.com); needed to register WooshPay
-	// webhook endpoints. Empty by default.
+	// PublicBaseURL is PUBLIC_BASE_URL, the address providers and
+	// customers reach the engine at (https://billing.example.com); needed
+	// to register WooshPay webhook endpoints, and the start of plans' AUTH
+	// links (without it, the address of the API request). Empty by default.
 	PublicBaseURL string
 	// XenditBaseURL is XENDIT_BASE_URL, Xendit's API. Defaults to
 	// https://api.xendit.co.

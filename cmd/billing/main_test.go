@@ -53,8 +53,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}
 }
 
-// engine is a billing binary running serve in a subprocess.
-type engine struct {
+// engineProcess is a billing binary running serve in a subprocess.
+type engineProcess struct {
 	cmd    *exec.Cmd
 	addr   string
 	stdout *bytes.Buffer
@@ -82,9 +82,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startEngine(t *testing.T, bin string, env []string, args ...string) *engine {
+func startEngine(t *testing.T, bin string, env []string, args ...string) *engineProcess {
 	t.Helper()
-	e := &engine{stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), done: make(chan error, 1)}
+	e := &engineProcess{stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), done: make(chan error, 1)}
 	e.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	e.cmd.Env = append(os.Environ(), env...)
 	e.cmd.Stderr = e.stderr
@@ -119,7 +119,7 @@ func startEngine(t *testing.T, bin string, env []string, args ...string) *engine
 }
 
 // stop sends SIGTERM and requires a clean exit.
-func (e *engine) stop(t *testing.T) {
+func (e *engineProcess) stop(t *testing.T) {
 	t.Helper()
 	_ = e.cmd.Process.Signal(syscall.SIGTERM)
 	select {

@@ -17,7 +17,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/cmd/billing/internal/api"
+	"github.com/tagihan/billing/engine"
 	"github.com/tagihan/billing/internal/business"
+	"github.com/tagihan/billing/internal/payments"
 	"github.com/tagihan/billing/internal/postgres"
 	"github.com/tagihan/billing/jobs"
 	"github.com/tagihan/billing/migrations"
@@ -72,11 +74,17 @@ func serve(ctx context.Context, cfg config, args []string, stdout, stderr io.Wri
 	// The sandbox provider triggers the delivery of its callbacks through
 	// River; the client is made below, before any request can trigger it.
 	var riverClient *river.Client[pgx.Tx]
+	// A payment request that settles activates the plan waiting for it, in
+	// its transaction; the engine is made right below, before any request.
+	var engineService *engine.Service
 	paymentService := newPayments(db, cfg, log, func(ctx context.Context, businessID string) {
 		if _, err := riverClient.Insert(ctx, jobs.SandboxCallbacksArgs{BusinessID: businessID}, nil); err != nil {
 			log.Warn("enqueue sandbox callbacks; the periodic sweep delivers them", "business_id", businessID, "error", err.Error())
 		}
+	}, func(ctx context.Context, tx bun.IDB, pr *payments.PaymentRequest, tok *payments.PaymentToken, now time.Time) error {
+		return engineService.Settled(ctx, tx, pr, tok, now)
 	})
+	engineService = newEngine(db, cfg, log, paymentService)
 	webhookService, notifyService := newOutbound(db, cfg, log)
 	deps := jobs.Deps{DB: db.Bun, Clock: billing.SystemClock{}, Payments: paymentService, Webhooks: webhookService, Notify: notifyService}
 	riverClient, err = jobs.NewClient(db.Pool, deps,
@@ -105,6 +113,7 @@ func serve(ctx context.Context, cfg config, args []string, stdout, stderr io.Wri
 		Ready:     readiness(db, migrator),
 		Payments:  paymentService,
 		Webhooks:  webhookService,
+		Engine:    engineService,
 	})
 	handler := server.Handler()
 	if *role == "worker" {

@@ -67,6 +67,7 @@ func (s *Service) apply(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res
 		s.log.Warn("provider reports a capture after the payment request ended; recording the payment",
 			"payment_request_id", pr.ID, "status", pr.Status)
 	}
+	var tok *PaymentToken
 	switch to {
 	case StatusRequiresAction:
 		pr.Actions = res.Actions
@@ -74,7 +75,8 @@ func (s *Service) apply(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res
 	case StatusPending:
 		pr.NextCheckAt, pr.Checks = ptr(nextCheck(now, 0)), 0
 	case StatusSucceeded:
-		if err := s.succeed(ctx, tx, pr, res, now); err != nil {
+		var err error
+		if tok, err = s.succeed(ctx, tx, pr, res, now); err != nil {
 			return false, err
 		}
 	case StatusFailed:
@@ -91,7 +93,15 @@ func (s *Service) apply(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res
 		pr.Actions = []providers.Action{}
 	}
 	pr.Updated = now
-	return true, s.save(ctx, tx, pr)
+	if err := s.save(ctx, tx, pr); err != nil {
+		return false, err
+	}
+	if pr.Final() && s.cfg.SettledFunc != nil {
+		if err := s.cfg.SettledFunc(ctx, tx, pr, tok, now); err != nil {
+			return false, fmt.Errorf("payment request %s settled: %w", pr.ID, err)
+		}
+	}
+	return true, nil
 }
 
 func (s *Service) save(ctx context.Context, tx bun.IDB, pr *PaymentRequest) error {
@@ -108,9 +118,9 @@ func (s *Service) save(ctx context.Context, tx bun.IDB, pr *PaymentRequest) erro
 }
 
 // succeed records the captured payment of pr and, for a Pay and Save, the
-// token it saved; then emits payment.capture (carrying payment_token_id)
-// and payment_token.activation.
-func (s *Service) succeed(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res providers.Result, now time.Time) error {
+// token it saved (which it returns); then emits payment.capture (carrying
+// payment_token_id) and payment_token.activation.
+func (s *Service) succeed(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res providers.Result, now time.Time) (*PaymentToken, error) {
 	var tok *PaymentToken
 	if pr.Type == TypePayAndSave && pr.PaymentTokenID == nil {
 		if res.TokenRef == "" {
@@ -124,30 +134,30 @@ func (s *Service) succeed(ctx context.Context, tx bun.IDB, pr *PaymentRequest, r
 				Created: now, Updated: now,
 			}
 			if _, err := tx.NewInsert().Model(tok).Exec(ctx); err != nil {
-				return fmt.Errorf("save payment token: %w", err)
+				return nil, fmt.Errorf("save payment token: %w", err)
 			}
 			pr.PaymentTokenID = &tok.ID
 		}
 	}
 	py, err := s.payment(ctx, tx, pr, res, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	py.Status, py.FailureCode = StatusSucceeded, nil
 	py.CaptureID, py.CapturedAt = ptr(billing.NewID(prefixCapture)), &now
 	if err := s.savePayment(ctx, tx, py); err != nil {
-		return err
+		return nil, err
 	}
 	pr.LatestPaymentID, pr.FailureCode = &py.ID, nil
 	if _, err := outbox.Emit(ctx, tx, pr.BusinessID, outbox.PaymentCapture, now, newPaymentEvent(pr, py)); err != nil {
-		return err
+		return nil, err
 	}
 	if tok != nil {
 		if _, err := outbox.Emit(ctx, tx, pr.BusinessID, outbox.PaymentTokenActivation, now, tok); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return tok, nil
 }
 
 // fail records the failed payment of pr and emits payment.failure.

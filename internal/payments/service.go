@@ -41,6 +41,16 @@ type Config struct {
 	// Logger receives warnings the service cannot return (a provider that
 	// answers inconsistently). Defaults to discarding.
 	Logger *slog.Logger
+	// SettledFunc, when set, is called in the transaction that brings a
+	// payment request to a final state (SUCCEEDED, FAILED, CANCELED or
+	// EXPIRED), after the request, its payment and its events are written.
+	// tok is the token a successful Pay and Save saved, else nil. An error
+	// rolls the whole change back, so what the function writes commits
+	// exactly with the payment's outcome. A request can settle twice: a
+	// capture reported after a failure moves it from FAILED to SUCCEEDED.
+	// The engine sets it to activate a plan when its Pay and Save succeeds.
+	// Nil: nothing is called.
+	SettledFunc func(ctx context.Context, tx bun.IDB, pr *PaymentRequest, tok *PaymentToken, now time.Time) error
 	// AfterProviderCallFunc is a test seam: when set, it runs after a
 	// provider answered and before the answer is recorded; an error makes
 	// the service return at once, as if the process died there. Nil in

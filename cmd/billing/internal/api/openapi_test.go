@@ -102,10 +102,13 @@ func TestOpenAPIRoutes(t *testing.T) {
 		method, path, _ := strings.Cut(key, " ")
 		ops := path == "/healthz" || path == "/readyz" || path == "/metrics"
 		// Provider callbacks carry no API key (the provider's token or
-		// signature verifies them), no idempotency-key and no rate limit.
+		// signature verifies them), no idempotency-key and no rate limit;
+		// nor do the plans' AUTH pages (HTML for the customer's browser,
+		// authorized by the secret in their path).
 		callback := strings.HasPrefix(path, "/callbacks/")
-		if (ops || callback) != (op.Security != nil && len(*op.Security) == 0) {
-			t.Errorf("%s: only /healthz, /readyz, /metrics and /callbacks/… are without security", key)
+		page := strings.HasPrefix(path, "/authorize/")
+		if (ops || callback || page) != (op.Security != nil && len(*op.Security) == 0) {
+			t.Errorf("%s: only /healthz, /readyz, /metrics, /callbacks/… and /authorize/… are without security", key)
 		}
 		for status, ref := range op.Responses.Map() {
 			if ref.Value.Headers["request-id"] == nil {
@@ -113,12 +116,15 @@ func TestOpenAPIRoutes(t *testing.T) {
 			}
 		}
 		want := []string{}
-		if callback {
+		switch {
+		case callback:
 			want = append(want, "400", "401", "413", "500")
-		} else if !ops {
+		case page:
+			want = append(want, "404", "500")
+		case !ops:
 			want = append(want, "401", "429", "500")
 		}
-		if !callback && (method == http.MethodPost || method == http.MethodPatch) {
+		if !callback && !page && (method == http.MethodPost || method == http.MethodPatch) {
 			want = append(want, "400", "409", "413", "415")
 			if p := op.Parameters.GetByInAndName("header", "idempotency-key"); p == nil {
 				t.Errorf("%s: no idempotency-key parameter", key)
@@ -365,6 +371,9 @@ type openAPIScenario struct {
 	// limit (provider callbacks), sent again only to see 500: {method, path,
 	// body, header name, header value, …}.
 	unlimited [][]string
+	// pages has one request per HTML page ({method, path, form body}),
+	// sent again only to see its 500, an HTML page.
+	pages [][3]string
 }
 
 var openAPIScenarios []openAPIScenario
@@ -380,12 +389,13 @@ func TestOpenAPIResponses(t *testing.T) {
 	e.ok(t, b.callWithKey("", "GET", "/healthz", nil), "healthz")
 	e.ok(t, b.callWithKey("", "GET", "/readyz", nil), "readyz")
 	e.ok(t, b.callWithKey("", "GET", "/metrics", nil), "metrics")
-	var apiCalls [][3]string
+	var apiCalls, pageCalls [][3]string
 	var unlimitedCalls [][]string
 	for _, sc := range openAPIScenarios {
 		sc.run(t, e)
 		apiCalls = append(apiCalls, sc.calls...)
 		unlimitedCalls = append(unlimitedCalls, sc.unlimited...)
+		pageCalls = append(pageCalls, sc.pages...)
 	}
 
 	// Requests no operation matches.
@@ -428,6 +438,21 @@ func TestOpenAPIResponses(t *testing.T) {
 			body = call[2]
 		}
 		bb.call(call[0], call[1], body, call[3:]...).wantError(t, 500, "SERVER_ERROR", "")
+	}
+	for _, call := range pageCalls {
+		req, err := http.NewRequest(call[0], brokenSrv.URL+call[1], strings.NewReader(call[2]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := brokenSrv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusInternalServerError || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("%s %s without a database: %d %s", call[0], call[1], resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
 	}
 	if r := bb.callWithKey("", "GET", "/readyz", nil); r.status != http.StatusServiceUnavailable || r.body["status"] != "not_ready" {
 		t.Fatalf("readyz without a database: %d %s", r.status, r.raw)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/payments"
@@ -107,13 +108,14 @@ func (s *Server) saveProviderSettings(ctx context.Context, r *request) (int, any
 }
 
 // defaultPayments is the payment service of a Server configured without
-// one: the sandbox, and Xendit and WooshPay at their public addresses.
-func defaultPayments(cfg Config) *payments.Service {
+// one: the sandbox, and Xendit and WooshPay at their public addresses;
+// settled is its SettledFunc.
+func defaultPayments(cfg Config, settled func(context.Context, bun.IDB, *payments.PaymentRequest, *payments.PaymentToken, time.Time) error) *payments.Service {
 	var db *bun.DB
 	if cfg.DB != nil {
 		db = cfg.DB.Bun
 	}
-	return payments.New(payments.Config{DB: db, Clock: cfg.Clock, Logger: cfg.Logger, Providers: []providers.Provider{
+	return payments.New(payments.Config{DB: db, Clock: cfg.Clock, Logger: cfg.Logger, SettledFunc: settled, Providers: []providers.Provider{
 		sandbox.New(sandbox.Config{DB: db}), xendit.New(xendit.Config{}), wooshpay.New(wooshpay.Config{}),
 	}})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/engine"
 	"github.com/tagihan/billing/internal/payments"
 	"github.com/tagihan/billing/internal/postgres"
 	"github.com/tagihan/billing/internal/webhooks"
@@ -54,6 +55,13 @@ type Config struct {
 	// redeliveries. Defaults to one that lets no business reach private
 	// addresses.
 	Webhooks *webhooks.Service
+	// Engine is the plan service behind recurring plans, schedules, cycles,
+	// the usage preview and the plans' AUTH pages. Defaults to one over
+	// Payments, without a public base URL (AUTH links use the address each
+	// request came to). A Payments given here must have its SettledFunc
+	// call Engine.Settled, or plans never activate through their AUTH page;
+	// the default Payments calls the server's Engine.
+	Engine *engine.Service
 }
 
 // Server serves the API.
@@ -70,6 +78,7 @@ type Server struct {
 	payments  *payments.Service
 	callbacks *prometheus.CounterVec
 	webhooks  *webhooks.Service
+	engine    *engine.Service
 }
 
 // New returns a Server for cfg.
@@ -104,9 +113,12 @@ func New(cfg Config) *Server {
 	if cfg.DB != nil {
 		s.usage = metering.NewIngester(cfg.DB.Pool, metering.NewPartitions(cfg.DB.Pool))
 	}
-	s.payments, s.callbacks = cfg.Payments, newCallbackCounter(cfg.Registry)
+	s.payments, s.callbacks, s.engine = cfg.Payments, newCallbackCounter(cfg.Registry), cfg.Engine
 	if s.payments == nil {
-		s.payments = defaultPayments(cfg)
+		s.payments = defaultPayments(cfg, s.settled)
+	}
+	if s.engine == nil {
+		s.engine = defaultEngine(cfg, s.payments)
 	}
 	if s.webhooks = cfg.Webhooks; s.webhooks == nil {
 		s.webhooks = defaultWebhooks(cfg)
@@ -158,7 +170,7 @@ func (s *Server) routes() []route {
 		{"POST", "/provider_settings", s.api(s.saveProviderSettings)},
 		{"POST", "/callbacks/xendit", s.callback(providers.Xendit)},
 		{"POST", "/callbacks/wooshpay", s.callback(providers.WooshPay)},
-	}, s.outboundRoutes()...)
+	}, append(s.outboundRoutes(), s.planRoutes()...)...)
 }
 
 // Routes returns every endpoint as "METHOD /path/{param}".
