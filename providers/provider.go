@@ -251,6 +251,9 @@ type CallbackSource interface {
 	// DueBusinesses lists the businesses that have callbacks due by their
 	// own clocks.
 	DueBusinesses(ctx context.Context) ([]string, error)
+	// NextDue returns when the business's earliest undelivered callback is
+	// due; ok is false when it has none.
+	NextDue(ctx context.Context, businessID string) (t time.Time, ok bool, err error)
 }
 
 // WebhookRegistrar is implemented by providers whose webhook endpoints are

@@ -26,22 +26,12 @@ type ClockAdvance struct {
 var ErrNotSandbox = &billing.Error{Code: billing.EFORBIDDEN, Reason: billing.ReasonForbidden,
 	Message: "only a sandbox business has a sandbox clock; a live business uses the system clock"}
 
-// AdvanceClock moves the sandbox clock of business id forwards and returns
-// its new reading. Moving it backwards, or by more than ten years at once, is
-// an API_VALIDATION_ERROR naming the field; a live business gets
-// ErrNotSandbox. The business row is locked for the rest of db's
-// transaction, so concurrent advances apply one after the other.
-func AdvanceClock(ctx context.Context, db bun.IDB, id string, a ClockAdvance) (time.Time, error) {
+// ResolveAdvance returns the instant a says to move b's sandbox clock to:
+// an API_VALIDATION_ERROR naming the field when it is backwards or more than
+// ten years ahead, ErrNotSandbox for a live business.
+func ResolveAdvance(b *Business, a ClockAdvance) (time.Time, error) {
 	if (a.To == nil) == (a.By == nil) {
 		return time.Time{}, billing.Invalid("to", "give exactly one of to (an RFC 3339 time) or by (a duration such as \"720h\")")
-	}
-	b := new(Business)
-	err := db.NewSelect().Model(b).Where("id = ?", id).For("UPDATE").Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, billing.NotFound("business")
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("lock business %s: %w", id, err)
 	}
 	if b.SandboxNow == nil {
 		return time.Time{}, ErrNotSandbox
@@ -65,7 +55,38 @@ func AdvanceClock(ctx context.Context, db bun.IDB, id string, a ClockAdvance) (t
 			return time.Time{}, billing.Invalid("to", "must be at most ten years ahead of the sandbox clock")
 		}
 	}
-	to = to.Truncate(time.Microsecond) // PostgreSQL's precision
+	return to.Truncate(time.Microsecond), nil // PostgreSQL's precision
+}
+
+// SetSandboxNow moves the sandbox clock of business id forwards to t. It
+// never moves it backwards: a t before the stored time changes nothing.
+func SetSandboxNow(ctx context.Context, db bun.IDB, id string, t time.Time) error {
+	t = t.UTC().Truncate(time.Microsecond)
+	_, err := db.NewUpdate().Model((*Business)(nil)).Set("sandbox_now = ?", t).
+		Where("id = ?", id).Where("sandbox_now IS NOT NULL").Where("sandbox_now < ?", t).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("set sandbox clock: %w", err)
+	}
+	return nil
+}
+
+// AdvanceClock moves the sandbox clock of business id forwards, straight to
+// where a says, and returns its new reading (see ResolveAdvance for the
+// rules). The business row is locked for the rest of db's transaction, so
+// concurrent advances apply one after the other.
+func AdvanceClock(ctx context.Context, db bun.IDB, id string, a ClockAdvance) (time.Time, error) {
+	b := new(Business)
+	err := db.NewSelect().Model(b).Where("id = ?", id).For("UPDATE").Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, billing.NotFound("business")
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("lock business %s: %w", id, err)
+	}
+	to, err := ResolveAdvance(b, a)
+	if err != nil {
+		return time.Time{}, err
+	}
 	if _, err := db.NewUpdate().Model(b).Set("sandbox_now = ?", to).WherePK().Exec(ctx); err != nil {
 		return time.Time{}, fmt.Errorf("advance sandbox clock: %w", err)
 	}

@@ -132,6 +132,16 @@ func (p *Provider) DeliverDue(ctx context.Context, businessID string, upTo time.
 	}
 }
 
+// NextDue returns when the business's earliest undelivered callback is due.
+func (p *Provider) NextDue(ctx context.Context, businessID string) (time.Time, bool, error) {
+	var at sql.NullTime
+	err := p.cfg.DB.NewRaw(`SELECT min(due_at) FROM sandbox_callbacks WHERE business_id = ? AND delivered_at IS NULL`, businessID).Scan(ctx, &at)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("sandbox: next callback: %w", err)
+	}
+	return at.Time.UTC(), at.Valid, nil
+}
+
 // DueBusinesses lists the sandbox businesses with a callback due by their
 // own clock.
 func (p *Provider) DueBusinesses(ctx context.Context) ([]string, error) {
