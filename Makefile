@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCallback$$' -fuzztime $(FUZZTIME) ./providers/xendit
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCallback$$' -fuzztime $(FUZZTIME) ./providers/wooshpay
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEndpoint$$' -fuzztime $(FUZZTIME) ./internal/webhooks
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInvoiceInput$$' -fuzztime $(FUZZTIME) ./engine
 
 clean:
 	rm -rf bin

@@ -59,7 +59,7 @@ func (s *Service) startCycles(ctx context.Context, tx bun.IDB, plan *Plan, now t
 
 // activate moves a REQUIRES_ACTION plan (locked in tx) that now has an
 // ACTIVE token to ACTIVE (activated now, cycle 1, the events), or to
-// PENDING when its first cycle is to be charged at once (FULL_AMOUNT).
+// PENDING with its immediate cycle 0 due at once (FULL_AMOUNT).
 func (s *Service) activate(ctx context.Context, tx bun.IDB, plan *Plan, now time.Time) error {
 	plan.Status, plan.Updated = PlanStatusPending, now
 	if plan.ImmediateActionType == nil {
@@ -69,12 +69,15 @@ func (s *Service) activate(ctx context.Context, tx bun.IDB, plan *Plan, now time
 		return fmt.Errorf("activate plan %s: %w", plan.ID, err)
 	}
 	if plan.Status != PlanStatusActive {
-		return nil
+		return s.startImmediate(ctx, tx, plan, now)
 	}
 	return s.startCycles(ctx, tx, plan, now)
 }
 
-// Settled is the payment service's SettledFunc. When the Pay and Save
+// Settled is the payment service's SettledFunc. A PAY request settles the
+// cycle action or invoice payment it carried (settlePay: success, the next
+// token, a retry, failure, reinstatement), in the transaction that records
+// its outcome. When the Pay and Save
 // started from a plan's AUTH page succeeds, it puts the saved token first
 // in the plan's payment_methods and activates the plan, in the
 // transaction that records the payment; so the token and an ACTIVE plan
@@ -83,6 +86,9 @@ func (s *Service) activate(ctx context.Context, tx bun.IDB, plan *Plan, now time
 // linking changes nothing; the plan stays REQUIRES_ACTION and its page can
 // be used again.
 func (s *Service) Settled(ctx context.Context, tx bun.IDB, pr *payments.PaymentRequest, tok *payments.PaymentToken, now time.Time) error {
+	if pr.Type == payments.TypePay {
+		return s.settlePay(ctx, tx, pr, truncate(now))
+	}
 	if pr.Type != payments.TypePayAndSave || pr.Status != payments.StatusSucceeded || tok == nil {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/business"
 	"github.com/tagihan/billing/internal/customers"
+	"github.com/tagihan/billing/internal/notify"
 	"github.com/tagihan/billing/internal/outbox"
 	"github.com/tagihan/billing/internal/postgres"
 	"github.com/tagihan/billing/plans"
@@ -49,7 +50,8 @@ func nextCycle(plan *Plan, prev *Cycle, now time.Time) *Cycle {
 	c := &Cycle{
 		ID: billing.NewID(billing.PrefixCycle), BusinessID: plan.BusinessID, PlanID: plan.ID, CustomerID: plan.CustomerID,
 		CycleNumber: n, Type: CycleTypeScheduled, Status: CycleStatusScheduled, ScheduledTimestamp: scheduled,
-		Currency: string(plan.Currency), Created: now, Updated: now,
+		Currency: string(plan.Currency), RetryIntervalCount: sched.RetryIntervalCount, TotalRetry: sched.TotalRetry,
+		FailedAttemptNotifications: sched.FailedAttemptNotifications, Created: now, Updated: now,
 	}
 	c.setFixAt(fix, windowStart(plan, prev))
 	return c.bind(plan)
@@ -82,7 +84,8 @@ func (c *Cycle) setFixAt(fix, start time.Time) {
 }
 
 // createNextCycle stores the cycle after prev (nil: cycle 1) of plan,
-// locked in tx, counts it on the plan and emits recurring.cycle.created.
+// locked in tx, counts it on the plan, emits recurring.cycle.created and
+// tells the customer (CYCLE_CREATED on the recurring_created channels).
 // It returns nil when the plan has had all its cycles.
 func (s *Service) createNextCycle(ctx context.Context, tx bun.IDB, plan *Plan, prev *Cycle, now time.Time) (*Cycle, error) {
 	c := nextCycle(plan, prev, now)
@@ -97,6 +100,9 @@ func (s *Service) createNextCycle(ctx context.Context, tx bun.IDB, plan *Plan, p
 		return nil, fmt.Errorf("count the cycles of plan %s: %w", plan.ID, err)
 	}
 	if _, err := outbox.Emit(ctx, tx, plan.BusinessID, outbox.RecurringCycleCreated, now, c); err != nil {
+		return nil, err
+	}
+	if err := s.notice(ctx, tx, plan, c, notify.KindCycleCreated, createdChannels, notify.Message{}, nil, now); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -178,17 +184,21 @@ func (s *Service) ListCycles(ctx context.Context, db bun.IDB, businessID, planID
 	for _, c := range rows {
 		c.bind(plan)
 	}
-	return rows, more, nil
+	return rows, more, loadAttempts(ctx, db, rows...)
 }
 
-// GetCycle returns cycle id of the business's plan planID, or
-// DATA_NOT_FOUND.
+// GetCycle returns cycle id of the business's plan planID, with its
+// attempts, or DATA_NOT_FOUND.
 func (s *Service) GetCycle(ctx context.Context, db bun.IDB, businessID, planID, id string) (*Cycle, error) {
 	plan, err := getPlan(ctx, db, businessID, planID, false)
 	if err != nil {
 		return nil, err
 	}
-	return getCycle(ctx, db, plan, id, false)
+	c, err := getCycle(ctx, db, plan, id, false)
+	if err != nil {
+		return nil, err
+	}
+	return c, loadAttempts(ctx, db, c)
 }
 
 func getCycle(ctx context.Context, db bun.IDB, plan *Plan, id string, forUpdate bool) (*Cycle, error) {
@@ -235,7 +245,12 @@ func (s *Service) changeable(ctx context.Context, tx bun.IDB, businessID, planID
 // a date after today's (UTC) and after the previous cycle's, and moves the
 // fix time and window end with it while the amount is not fixed and the
 // fix time has not passed.
-func (s *Service) PatchCycle(ctx context.Context, tx bun.IDB, biz *business.Business, now time.Time, planID, id string, cp CyclePatch) (*Cycle, error) {
+//
+// Once the amount is fixed (between fix_at and the date), a new amount
+// adds an ADJUSTMENT line to the cycle's invoice so that its total is the
+// amount set, audited for actor (the API key's id), and a new
+// scheduled_timestamp moves the invoice's due time and the charge.
+func (s *Service) PatchCycle(ctx context.Context, tx bun.IDB, biz *business.Business, now time.Time, planID, id, actor string, cp CyclePatch) (*Cycle, error) {
 	now = truncate(now)
 	plan, c, err := s.changeable(ctx, tx, biz.ID, planID, id, now)
 	if err != nil {
@@ -282,6 +297,11 @@ func (s *Service) PatchCycle(ctx context.Context, tx bun.IDB, biz *business.Busi
 		"usage_window_start", "usage_window_end", "next_action", "next_action_at", "updated").Exec(ctx); err != nil {
 		return nil, fmt.Errorf("update cycle %s: %w", c.ID, err)
 	}
+	if c.AmountFixedAt != nil {
+		if err := cyclePatched(ctx, tx, c, cp.Amount.Set, moved, actor, now); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -303,18 +323,15 @@ func (s *Service) checkAfterPrevious(ctx context.Context, tx bun.IDB, c *Cycle, 
 // CancelCycle cancels a SCHEDULED cycle before its date (else 403
 // INELIGIBLE_CYCLE_REQUEST): it will not be charged. Its usage, never
 // billed, rolls into the next cycle, which is created at once (or the plan
-// ends, when the cancelled cycle was its last).
+// ends, when the cancelled cycle was its last). When its amount was fixed
+// already, its invoice is voided and the usage stays billed by it.
 func (s *Service) CancelCycle(ctx context.Context, tx bun.IDB, biz *business.Business, now time.Time, planID, id string) (*Cycle, error) {
 	now = truncate(now)
 	plan, c, err := s.changeable(ctx, tx, biz.ID, planID, id, now)
 	if err != nil {
 		return nil, err
 	}
-	c.Status, c.NextAction, c.NextActionAt, c.Updated = CycleStatusCancelled, nil, nil, now
-	if _, err := tx.NewUpdate().Model(c).WherePK().Column("status", "next_action", "next_action_at", "updated").Exec(ctx); err != nil {
-		return nil, fmt.Errorf("cancel cycle %s: %w", c.ID, err)
-	}
-	if err := s.advance(ctx, tx, plan, c, now); err != nil {
+	if err := s.endCancelled(ctx, tx, plan, c, now); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -18,9 +18,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/internal/notify"
 	"github.com/tagihan/billing/internal/payments"
 	"github.com/uptrace/bun"
 )
@@ -39,6 +41,25 @@ type Config struct {
 	// Logger receives what the service cannot return. Defaults to
 	// discarding.
 	Logger *slog.Logger
+	// BatchSize is how many due cycles one step handles in one transaction
+	// (see RunDueBusiness). Defaults to DefaultBatchSize (500).
+	BatchSize int
+	// DueWorkers is how many workers, across all engine processes, may run
+	// one business's due work at once (TryRunDueBusiness). Defaults to
+	// DefaultDueWorkers.
+	DueWorkers int
+	// Notify records the customer notifications of cycles, in the
+	// transaction of each change (docs/notifications.md). Defaults to a
+	// notify service without senders, which records every notification
+	// SKIPPED_NO_CHANNEL.
+	Notify *notify.Service
+	// DefaultBaseURL is the engine's own address (http://HTTP_ADDR), from
+	// which the pay-page links in notifications are made when
+	// PublicBaseURL is empty. Both empty: notifications carry no link.
+	DefaultBaseURL string
+	// ChargeConcurrency is how many provider calls one charging step makes
+	// at once (see docs/engine.md). Defaults to DefaultChargeConcurrency.
+	ChargeConcurrency int
 }
 
 // Service is the plan service.
@@ -47,6 +68,14 @@ type Service struct {
 	payments *payments.Service
 	baseURL  string
 	log      *slog.Logger
+	// batchSize is Config.BatchSize; dueWorkers Config.DueWorkers.
+	batchSize  int
+	dueWorkers int
+	notify     *notify.Service
+	// linkBase starts the pay-page links of notifications ("" for none).
+	linkBase string
+	// chargeConcurrency is Config.ChargeConcurrency.
+	chargeConcurrency int
 }
 
 // New returns a Service for cfg.
@@ -54,7 +83,25 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: cfg.DB, payments: cfg.Payments, baseURL: cfg.PublicBaseURL, log: cfg.Logger}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.DueWorkers <= 0 {
+		cfg.DueWorkers = DefaultDueWorkers
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = notify.New(notify.Config{DB: cfg.DB, Logger: cfg.Logger})
+	}
+	if cfg.ChargeConcurrency <= 0 {
+		cfg.ChargeConcurrency = DefaultChargeConcurrency
+	}
+	linkBase := cfg.PublicBaseURL
+	if linkBase == "" {
+		linkBase = cfg.DefaultBaseURL
+	}
+	return &Service{db: cfg.DB, payments: cfg.Payments, baseURL: cfg.PublicBaseURL, log: cfg.Logger, batchSize: cfg.BatchSize,
+		dueWorkers: cfg.DueWorkers,
+		notify:     cfg.Notify, linkBase: strings.TrimSuffix(linkBase, "/"), chargeConcurrency: cfg.ChargeConcurrency}
 }
 
 // BaseURL returns the address AUTH links start with: PublicBaseURL, else

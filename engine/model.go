@@ -40,8 +40,19 @@ const (
 	CycleTypeImmediate = "IMMEDIATE"
 )
 
-// ActionFixAmount is a cycle's first next_action: fix its amount at fix_at.
-const ActionFixAmount = "FIX_AMOUNT"
+// A cycle's next_action (docs/engine.md): what the engine does next for
+// it, due at next_action_at by the business clock.
+const (
+	// ActionFixAmount is a cycle's first next_action: fix its amount at fix_at.
+	ActionFixAmount = "FIX_AMOUNT"
+	// ActionCharge opens the cycle's next charge attempt (or the next action
+	// of the current one): at scheduled_timestamp, a retry time, or now.
+	ActionCharge = "CHARGE"
+	// ActionSendCharge (re)sends the charge of the attempt row written last:
+	// due when the worker that wrote it has not recorded the call within
+	// its lease.
+	ActionSendCharge = "SEND_CHARGE"
+)
 
 // Plan fields' fixed values.
 const (
@@ -316,12 +327,22 @@ type Cycle struct {
 	AmountFixedAt  *time.Time          `bun:"amount_fixed_at"`
 	// FixAt is the deadline of the amount (plans.FixAt), and the end of
 	// the usage window [UsageWindowStart, UsageWindowEnd).
-	FixAt            time.Time                  `bun:"fix_at"`
-	UsageWindowStart time.Time                  `bun:"usage_window_start"`
-	UsageWindowEnd   time.Time                  `bun:"usage_window_end"`
-	InvoiceID        *string                    `bun:"invoice_id"`
-	AttemptCount     int                        `bun:"attempt_count"`
-	Metadata         map[string]json.RawMessage `bun:"metadata,type:jsonb"`
+	FixAt            time.Time `bun:"fix_at"`
+	UsageWindowStart time.Time `bun:"usage_window_start"`
+	UsageWindowEnd   time.Time `bun:"usage_window_end"`
+	InvoiceID        *string   `bun:"invoice_id"`
+	// AttemptCount counts the cycle's scheduled attempts (INITIAL and
+	// RETRY), which the retry budget (1 + total_retry) counts;
+	// ForcedAttemptCount those made by force_attempt (at most 5).
+	AttemptCount       int `bun:"attempt_count"`
+	ForcedAttemptCount int `bun:"forced_attempt_count"`
+	// RetryIntervalCount, TotalRetry and FailedAttemptNotifications are
+	// the schedule's retry rules when the cycle was created, which its
+	// failed attempts follow (nil: no retries).
+	RetryIntervalCount         *int                       `bun:"retry_interval_count"`
+	TotalRetry                 *int                       `bun:"total_retry"`
+	FailedAttemptNotifications []int                      `bun:"failed_attempt_notifications,array"`
+	Metadata                   map[string]json.RawMessage `bun:"metadata,type:jsonb"`
 	// NextAction is the engine's next step for the cycle (FIX_AMOUNT at
 	// creation), due at NextActionAt; both NULL once nothing is left to do.
 	NextAction   *string    `bun:"next_action"`
@@ -332,6 +353,9 @@ type Cycle struct {
 	// plan is the cycle's plan, whose reference_id and base amount the
 	// API shows; set by bind.
 	plan *Plan
+	// attempts are the cycle's attempt rows in order, when loaded
+	// (loadAttempts); the API shows them as attempt_details.
+	attempts []*Attempt
 }
 
 // bind attaches the cycle's plan, which its JSON needs.
@@ -340,15 +364,16 @@ func (c *Cycle) bind(p *Plan) *Cycle {
 	return c
 }
 
-// ShownAmount is the amount the API shows: the utility's override when
-// set, else the fixed amount once fixed, else the plan's base amount
-// (what a new cycle would charge without usage, as Xendit shows it).
+// ShownAmount is the amount the API shows: the fixed amount once fixed
+// (its invoice's total, which follows adjustments), else the utility's
+// override when set, else the plan's base amount (what a new cycle would
+// charge without usage, as Xendit shows it).
 func (c *Cycle) ShownAmount() decimal.Decimal {
 	switch {
-	case c.AmountOverride.Valid:
-		return c.AmountOverride.Decimal
 	case c.Amount.Valid:
 		return c.Amount.Decimal
+	case c.AmountOverride.Valid:
+		return c.AmountOverride.Decimal
 	}
 	return c.plan.Amount
 }
@@ -367,7 +392,8 @@ type cycleView struct {
 	Type               string                     `json:"type"`
 	CycleNumber        int                        `json:"cycle_number"`
 	AttemptCount       int                        `json:"attempt_count"`
-	AttemptDetails     []json.RawMessage          `json:"attempt_details"`
+	ForcedAttemptCount int                        `json:"forced_attempt_count"`
+	AttemptDetails     []*Attempt                 `json:"attempt_details"`
 	Status             string                     `json:"status"`
 	ScheduledTimestamp string                     `json:"scheduled_timestamp"`
 	Currency           string                     `json:"currency"`
@@ -386,8 +412,8 @@ type cycleView struct {
 func (c *Cycle) MarshalJSON() ([]byte, error) {
 	v := cycleView{
 		ID: c.ID, ReferenceID: c.plan.ReferenceID, PlanID: c.PlanID, CustomerID: c.CustomerID, RecurringAction: c.plan.RecurringAction,
-		Type: c.Type, CycleNumber: c.CycleNumber, AttemptCount: c.AttemptCount, AttemptDetails: []json.RawMessage{},
-		Status: c.Status, ScheduledTimestamp: billing.FormatTime(c.ScheduledTimestamp), Currency: c.Currency,
+		Type: c.Type, CycleNumber: c.CycleNumber, AttemptCount: c.AttemptCount, ForcedAttemptCount: c.ForcedAttemptCount,
+		AttemptDetails: c.attempts, Status: c.Status, ScheduledTimestamp: billing.FormatTime(c.ScheduledTimestamp), Currency: c.Currency,
 		Amount: billing.NumberOf(c.ShownAmount()), Metadata: c.Metadata,
 		UsageWindow: windowView{Start: billing.FormatTime(c.UsageWindowStart), End: billing.FormatTime(c.UsageWindowEnd)},
 		FixAt:       billing.FormatTime(c.FixAt), InvoiceID: c.InvoiceID,
@@ -396,6 +422,9 @@ func (c *Cycle) MarshalJSON() ([]byte, error) {
 	if c.AmountFixedAt != nil {
 		s := billing.FormatTime(*c.AmountFixedAt)
 		v.AmountFixedAt = &s
+	}
+	if v.AttemptDetails == nil {
+		v.AttemptDetails = []*Attempt{}
 	}
 	return json.Marshal(v)
 }

@@ -21,7 +21,8 @@ import (
 // when payment_methods has an ACTIVE token: ACTIVE with cycle 1 and the
 // events recurring.plan.activated and recurring.cycle.created, or PENDING
 // when immediate_action_type is FULL_AMOUNT (the engine's immediate charge
-// activates it). Without an ACTIVE token the plan is REQUIRES_ACTION, with
+// activates it: cycle 0, IMMEDIATE, is created and due at once). Without
+// an ACTIVE token the plan is REQUIRES_ACTION, with
 // an AUTH action whose url, under baseURL, is shown only in the returned
 // plan. Another business's customer, token or schedule is DATA_NOT_FOUND;
 // another customer's token, a token in another currency or an unknown
@@ -72,8 +73,13 @@ func (s *Service) CreatePlan(ctx context.Context, tx bun.IDB, biz *business.Busi
 	if _, err := tx.NewInsert().Model(&plan).Exec(ctx); err != nil {
 		return nil, fmt.Errorf("insert plan: %w", err)
 	}
-	if plan.Status == PlanStatusActive {
+	switch plan.Status {
+	case PlanStatusActive:
 		if err := s.startCycles(ctx, tx, &plan, now); err != nil {
+			return nil, err
+		}
+	case PlanStatusPending:
+		if err := s.startImmediate(ctx, tx, &plan, now); err != nil {
 			return nil, err
 		}
 	}
@@ -285,16 +291,22 @@ func (s *Service) DeactivatePlan(ctx context.Context, tx bun.IDB, biz *business.
 }
 
 // inactivate ends plan (locked in tx): INACTIVE, its waiting cycles
-// cancelled, recurring.plan.inactivated.
+// cancelled (the unpaid invoices of those whose amount was fixed voided),
+// recurring.plan.inactivated.
 func (s *Service) inactivate(ctx context.Context, tx bun.IDB, plan *Plan, now time.Time) error {
 	plan.Status, plan.Updated = PlanStatusInactive, now
 	if _, err := tx.NewUpdate().Model(plan).WherePK().Column("status", "updated").Exec(ctx); err != nil {
 		return fmt.Errorf("inactivate plan %s: %w", plan.ID, err)
 	}
-	if _, err := tx.NewUpdate().Model((*Cycle)(nil)).
+	var cancelled []string
+	if err := tx.NewUpdate().Model((*Cycle)(nil)).
 		Set("status = ?", CycleStatusCancelled).Set("next_action = NULL, next_action_at = NULL").Set("updated = ?", now).
-		Where("plan_id = ?", plan.ID).Where("status IN (?)", bun.In([]string{CycleStatusScheduled, CycleStatusRetrying})).Exec(ctx); err != nil {
+		Where("plan_id = ?", plan.ID).Where("status IN (?)", bun.In([]string{CycleStatusScheduled, CycleStatusRetrying})).
+		Returning("id").Scan(ctx, &cancelled); err != nil {
 		return fmt.Errorf("cancel the cycles of plan %s: %w", plan.ID, err)
+	}
+	if err := voidOfCycles(ctx, tx, plan.BusinessID, cancelled, "its plan became INACTIVE", now); err != nil {
+		return err
 	}
 	_, err := outbox.Emit(ctx, tx, plan.BusinessID, outbox.RecurringPlanInactivated, now, plan)
 	return err

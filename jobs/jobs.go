@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/engine"
 	"github.com/tagihan/billing/internal/notify"
 	"github.com/tagihan/billing/internal/payments"
 	"github.com/tagihan/billing/internal/webhooks"
@@ -34,6 +35,9 @@ type Deps struct {
 	// notifications. When nil, their jobs are not registered.
 	Webhooks *webhooks.Service
 	Notify   *notify.Service
+	// Engine runs the cycles' due work (fixing amounts, charges). When nil,
+	// the engine's jobs are not registered.
+	Engine *engine.Service
 }
 
 // Config configures the River client.
@@ -108,6 +112,13 @@ func NewClient(pool *pgxpool.Pool, deps Deps, cfg Config) (*river.Client[pgx.Tx]
 					&river.PeriodicJobOpts{ID: SandboxCallbacksArgs{}.Kind(), RunOnStart: true}))
 		}
 		addOutbound(rc, deps)
+	}
+	var periodic *river.Config
+	if cfg.Work {
+		periodic = rc
+	}
+	if err := addEngine(workers, periodic, deps); err != nil {
+		return nil, err
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {

@@ -37,8 +37,10 @@ type Usage struct {
 	// Quantity is the meter's aggregation over the on-time readings
 	// (timestamps in [WindowStart, Cutoff)), corrections folded in.
 	Quantity decimal.Decimal
-	// EventCount counts the on-time events, corrections included.
-	EventCount int64
+	// EventCount counts the on-time events, corrections included;
+	// Corrections counts the corrections among them.
+	EventCount  int64
+	Corrections int64
 	// FirstEventAt and LastEventAt are the earliest and latest on-time
 	// timestamps; nil when there are none.
 	FirstEventAt, LastEventAt *time.Time
@@ -93,21 +95,21 @@ WITH targets AS (
 src AS (%s),
 readings AS (
 	SELECT customer_id, meter, coalesce(correction_of, event_id) AS reading,
-		sum(quantity) AS q, min("timestamp") AS ts, max(unique_value) AS uv, count(*) AS n
+		sum(quantity) AS q, min("timestamp") AS ts, max(unique_value) AS uv, count(*) AS n, count(correction_of) AS nc
 	FROM src WHERE NOT late
 	GROUP BY customer_id, meter, coalesce(correction_of, event_id)
 ),
 agg AS (
 	SELECT customer_id, meter, sum(q) AS total, count(*) AS readings, max(q) AS peak,
 		(array_agg(q ORDER BY ts DESC, reading DESC))[1] AS latest,
-		count(DISTINCT uv) AS uniques, sum(n) AS events, min(ts) AS first, max(ts) AS last
+		count(DISTINCT uv) AS uniques, sum(n) AS events, sum(nc) AS corrections, min(ts) AS first, max(ts) AS last
 	FROM readings GROUP BY customer_id, meter
 )
-SELECT false AS is_late, customer_id, meter, total::text, readings, peak::text, latest::text, uniques, events, first, last,
+SELECT false AS is_late, customer_id, meter, total::text, readings, peak::text, latest::text, uniques, events, corrections, first, last,
 	NULL AS id, NULL AS event_id, NULL AS quantity, NULL::timestamptz AS ts, NULL AS correction_of, NULL AS unique_value
 FROM agg
 UNION ALL
-SELECT true, customer_id, meter, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT true, customer_id, meter, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 	id, event_id, quantity::text, "timestamp", correction_of, unique_value
 FROM src WHERE late`
 
@@ -165,10 +167,11 @@ func aggregate(ctx context.Context, db bun.IDB, targets []Target, bill bool) ([]
 			customer, meter               string
 			total, peak, latest, qty      sql.NullString
 			readings, uniques, events     sql.NullInt64
+			corrections                   sql.NullInt64
 			first, last, ts               sql.NullTime
 			id, eventID, correctionOf, uv sql.NullString
 		)
-		if err := rs.Scan(&isLate, &customer, &meter, &total, &readings, &peak, &latest, &uniques, &events, &first, &last,
+		if err := rs.Scan(&isLate, &customer, &meter, &total, &readings, &peak, &latest, &uniques, &events, &corrections, &first, &last,
 			&id, &eventID, &qty, &ts, &correctionOf, &uv); err != nil {
 			return nil, err
 		}
@@ -198,7 +201,7 @@ func aggregate(ctx context.Context, db bun.IDB, targets []Target, bill bool) ([]
 		case AggregationUniqueCount:
 			u.Quantity = decimal.NewFromInt(uniques.Int64)
 		}
-		u.EventCount = events.Int64
+		u.EventCount, u.Corrections = events.Int64, corrections.Int64
 		f, l := first.Time.UTC(), last.Time.UTC()
 		u.FirstEventAt, u.LastEventAt = &f, &l
 	}

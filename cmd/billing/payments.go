@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tagihan/billing/engine"
+	"github.com/tagihan/billing/internal/notify"
 	"github.com/tagihan/billing/internal/payments"
 	"github.com/tagihan/billing/internal/postgres"
 	"github.com/tagihan/billing/providers"
@@ -34,8 +35,11 @@ func newPayments(db *postgres.DB, cfg config, log *slog.Logger, sandboxDue func(
 	})
 }
 
-// newEngine builds the plan service over the payment service; its AUTH
-// links start with PUBLIC_BASE_URL when it is set.
-func newEngine(db *postgres.DB, cfg config, log *slog.Logger, pay *payments.Service) *engine.Service {
-	return engine.New(engine.Config{DB: db.Bun, Payments: pay, PublicBaseURL: cfg.PublicBaseURL, Logger: log.With("component", "engine")})
+// newEngine builds the plan service over the payment and notification
+// services; its AUTH links start with PUBLIC_BASE_URL when it is set, and
+// the pay links of its notifications with PUBLIC_BASE_URL, else the
+// engine's own address (http://HTTP_ADDR).
+func newEngine(db *postgres.DB, cfg config, log *slog.Logger, pay *payments.Service, nt *notify.Service) *engine.Service {
+	return engine.New(engine.Config{DB: db.Bun, Payments: pay, Notify: nt, PublicBaseURL: cfg.PublicBaseURL,
+		DefaultBaseURL: "http://" + cfg.HTTPAddr, Logger: log.With("component", "engine")})
 }

@@ -84,9 +84,10 @@ func serve(ctx context.Context, cfg config, args []string, stdout, stderr io.Wri
 	}, func(ctx context.Context, tx bun.IDB, pr *payments.PaymentRequest, tok *payments.PaymentToken, now time.Time) error {
 		return engineService.Settled(ctx, tx, pr, tok, now)
 	})
-	engineService = newEngine(db, cfg, log, paymentService)
 	webhookService, notifyService := newOutbound(db, cfg, log)
-	deps := jobs.Deps{DB: db.Bun, Clock: billing.SystemClock{}, Payments: paymentService, Webhooks: webhookService, Notify: notifyService}
+	engineService = newEngine(db, cfg, log, paymentService, notifyService)
+	deps := jobs.Deps{DB: db.Bun, Clock: billing.SystemClock{}, Payments: paymentService, Webhooks: webhookService, Notify: notifyService,
+		Engine: engineService}
 	riverClient, err = jobs.NewClient(db.Pool, deps,
 		jobs.Config{Work: work, MaxWorkers: cfg.Workers, Logger: log.With("component", "river")})
 	if err != nil {

@@ -6,6 +6,14 @@
 // real engine process (billing serve, built from this checkout), against
 // PostgreSQL COPY of as many rows into the same table, in N streams.
 //
+// Amount fixing: 100,000 cycles due at one moment with 1,000,000 unbilled
+// events, fixed by a real engine process's jobs, against a hand-written
+// set-based SQL doing the same reads and writes on a copy of the data.
+//
+// Charging: 100,000 cycles due at one moment, charged through the sandbox
+// provider by a real engine process's jobs, against River's own
+// throughput on as many no-op jobs with the same number of workers.
+//
 // The database is DATABASE_URL's server, else the engine's own discovery;
 // the benchmark uses its own database, billing_bench, recreated each run.
 package main
@@ -34,15 +42,23 @@ import (
 func main() {
 	clients := flag.Int("clients", 4, "concurrent clients (and COPY streams)")
 	events := flag.Int("events", 200_000, "events to ingest in each round (a multiple of clients × 1,000)")
+	only := flag.String("only", "", "run only this benchmark: ingest, fix or charge")
+	fixPlans := flag.Int("fix-plans", 100_000, "cycles due at one moment in the amount-fixing benchmark")
+	fixEvents := flag.Int("fix-events", 1_000_000, "unbilled events in the amount-fixing benchmark")
+	chargeCycles := flag.Int("charge-cycles", 100_000, "cycles due at one moment in the charging benchmark")
+	chargeWorkers := flag.Int("charge-workers", 50, "River workers (WORKERS) of the charging benchmark and its baseline")
 	flag.Parse()
 	ctx := context.Background()
-	if err := run(ctx, *clients, *events); err != nil {
+	if err := run(ctx, *only, *clients, *events, *fixPlans, *fixEvents, *chargeCycles, *chargeWorkers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, clients, events int) error {
+func run(ctx context.Context, only string, clients, events, fixPlans, fixEvents, chargeCycles, chargeWorkers int) error {
+	if only != "" && only != "ingest" && only != "fix" && only != "charge" {
+		return fmt.Errorf("-only must be ingest, fix or charge")
+	}
 	found, err := postgres.Discover(ctx, postgres.DiscoverOptions{URL: os.Getenv("DATABASE_URL"), Database: "postgres",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -69,12 +85,26 @@ func run(ctx context.Context, clients, events int) error {
 	}
 	fmt.Printf("machine: %d CPUs (%s/%s), %s; PostgreSQL %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(), serverVersion(ctx, db))
 
-	eng, err := startEngine(ctx, url)
-	if err != nil {
-		return err
+	if only == "" || only == "ingest" {
+		eng, err := startEngine(ctx, url)
+		if err != nil {
+			return err
+		}
+		err = benchIngestion(ctx, db, eng, clients, events)
+		eng.stop()
+		if err != nil {
+			return err
+		}
 	}
-	defer eng.stop()
-	return benchIngestion(ctx, db, eng, clients, events)
+	if only == "" || only == "fix" {
+		if err := benchFixing(ctx, found.URL, fixPlans, fixEvents); err != nil {
+			return err
+		}
+	}
+	if only == "" || only == "charge" {
+		return benchCharging(ctx, found.URL, chargeCycles, chargeWorkers)
+	}
+	return nil
 }
 
 // recreate drops and creates database name on the server of url and
@@ -100,17 +130,35 @@ type engine struct {
 	addr string
 }
 
-// startEngine builds the engine from this checkout and starts it on a free
-// port, with rate limits out of the way.
-func startEngine(ctx context.Context, dbURL string) (*engine, error) {
+// engineBin is the engine built from this checkout (buildEngine), in a
+// folder of its own that is also its DATA_DIR.
+var engineBin string
+
+// buildEngine builds the engine from this checkout, once per run.
+func buildEngine(ctx context.Context) error {
+	if engineBin != "" {
+		return nil
+	}
 	dir, err := os.MkdirTemp("", "billing-bench-")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	bin := filepath.Join(dir, "billing")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/billing").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build the engine: %v\n%s", err, out)
+		return fmt.Errorf("build the engine: %v\n%s", err, out)
 	}
+	engineBin = bin
+	return nil
+}
+
+// startEngine starts the engine built from this checkout on a free port,
+// with rate limits out of the way and env (NAME=value) added to its
+// environment.
+func startEngine(ctx context.Context, dbURL string, env ...string) (*engine, error) {
+	if err := buildEngine(ctx); err != nil {
+		return nil, err
+	}
+	bin, dir := engineBin, filepath.Dir(engineBin)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -120,6 +168,7 @@ func startEngine(ctx context.Context, dbURL string) (*engine, error) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HTTP_ADDR="+addr, "RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000",
 		"LOG_LEVEL=warn", "DATA_DIR="+dir)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

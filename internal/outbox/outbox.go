@@ -76,6 +76,19 @@ type Event struct {
 // event describes. created is the business clock's reading at the change.
 // An unknown event type is a programming error and is returned as one.
 func Emit(ctx context.Context, db bun.IDB, businessID, eventType string, created time.Time, data any) (*Event, error) {
+	e, err := New(businessID, eventType, created, data)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.NewInsert().Model(e).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("emit %s: %w", eventType, err)
+	}
+	return e, nil
+}
+
+// New builds the event Emit would write, without writing it, for callers
+// that write many at once with EmitAll.
+func New(businessID, eventType string, created time.Time, data any) (*Event, error) {
 	if !known[eventType] {
 		return nil, fmt.Errorf("emit %q: unknown event type", eventType)
 	}
@@ -86,18 +99,26 @@ func Emit(ctx context.Context, db bun.IDB, businessID, eventType string, created
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, fmt.Errorf("emit %s: data must be a JSON object", eventType)
 	}
-	e := &Event{
+	return &Event{
 		ID:         billing.NewID(billing.PrefixEvent),
 		BusinessID: businessID,
 		Type:       eventType,
 		APIVersion: APIVersion,
 		Created:    created.UTC().Truncate(time.Microsecond),
 		Data:       raw,
+	}, nil
+}
+
+// EmitAll writes events built with New through db, in one statement: pass
+// the transaction that makes the changes they describe.
+func EmitAll(ctx context.Context, db bun.IDB, events []*Event) error {
+	if len(events) == 0 {
+		return nil
 	}
-	if _, err := db.NewInsert().Model(e).Exec(ctx); err != nil {
-		return nil, fmt.Errorf("emit %s: %w", eventType, err)
+	if _, err := db.NewInsert().Model(&events).Exec(ctx); err != nil {
+		return fmt.Errorf("emit %d events: %w", len(events), err)
 	}
-	return e, nil
+	return nil
 }
 
 // envelope is the JSON a webhook receiver gets (Xendit's shape).

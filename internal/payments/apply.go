@@ -56,6 +56,9 @@ func (s *Service) apply(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res
 	if pr.PaymentLink && pr.ChannelCode == linkChannel && res.ChannelCode != "" {
 		pr.ChannelCode, changed = res.ChannelCode, true
 	}
+	if res.ExpiresAt != nil && (pr.ExpiresAt == nil || !pr.ExpiresAt.Equal(*res.ExpiresAt)) {
+		pr.ExpiresAt, changed = ptr(truncate(*res.ExpiresAt)), true
+	}
 	to := string(res.Status)
 	if rank(to) <= rank(pr.Status) {
 		if changed {
@@ -110,7 +113,7 @@ func (s *Service) save(ctx context.Context, tx bun.IDB, pr *PaymentRequest) erro
 	}
 	_, err := tx.NewUpdate().Model(pr).WherePK().
 		Column("status", "failure_code", "actions", "latest_payment_id", "payment_token_id", "provider_ref",
-			"channel_code", "next_check_at", "checks", "updated").Exec(ctx)
+			"channel_code", "next_check_at", "checks", "expires_at", "updated").Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("update payment request %s: %w", pr.ID, err)
 	}

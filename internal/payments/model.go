@@ -89,8 +89,11 @@ type PaymentRequest struct {
 	// clock); nil once the request is final. Checks counts its questions.
 	NextCheckAt *time.Time `bun:"next_check_at"`
 	Checks      int        `bun:"checks"`
-	Created     time.Time  `bun:"created"`
-	Updated     time.Time  `bun:"updated"`
+	// ExpiresAt is when a payment link stops working, when its provider
+	// said (nil otherwise).
+	ExpiresAt *time.Time `bun:"expires_at"`
+	Created   time.Time  `bun:"created"`
+	Updated   time.Time  `bun:"updated"`
 }
 
 // Amount returns the requested amount.

@@ -6,11 +6,14 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
@@ -47,8 +50,42 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	sqldb := stdlib.OpenDBFromPool(pool)
+	sqldb := sql.OpenDB(bunConnector{stdlib.GetPoolConnector(pool)})
+	sqldb.SetMaxIdleConns(0) // as stdlib.OpenDBFromPool: the pool keeps the idle connections
 	return &DB{Pool: pool, Bun: bun.NewDB(sqldb, pgdialect.New())}, nil
+}
+
+// bunConnector gives bun the pool's connections, with one change: their
+// queries bypass pgx's statement cache (QueryExecModeExec, one round trip).
+// bun writes every value into the SQL text, so a query with new values is
+// a new text: caching it would prepare a server-side statement and keep its
+// text and description on the connection (up to 512 per connection) for no
+// reuse, which grows both processes' memory with every batch of distinct
+// ids. River's queries, which use the pool directly with parameters, keep
+// the cache.
+type bunConnector struct{ driver.Connector }
+
+// Connect returns a pool connection whose queries run uncached.
+func (c bunConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := conn.(*stdlib.Conn)
+	if !ok {
+		return conn, nil
+	}
+	return uncachedConn{sc}, nil
+}
+
+// uncachedConn is a pool connection for bun (see bunConnector). Every other
+// method is stdlib's.
+type uncachedConn struct{ *stdlib.Conn }
+
+// QueryContext runs query with pgx's QueryExecModeExec: the extended
+// protocol with an unnamed statement, nothing cached.
+func (c uncachedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.Conn.QueryContext(ctx, query, append([]driver.NamedValue{{Ordinal: 1, Value: pgx.QueryExecModeExec}}, args...))
 }
 
 // Close closes bun's *sql.DB and then the pool.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/providers"
 	"github.com/uptrace/bun"
@@ -101,6 +102,12 @@ const webhookIDHeader = "Webhook-Id"
 // delivered once receive returns nil. Delivery is at least once, as with a
 // real provider: a callback whose receipt was committed but not marked is
 // delivered again, and receive must treat it as a repeat.
+//
+// One delivery of a business runs at a time: a call that finds the
+// business's next callback being delivered by another returns at once,
+// since that one carries on until nothing is due (waiting for it instead
+// would hold a connection per waiting call, and a charge at volume asks
+// for a delivery per payment).
 func (p *Provider) DeliverDue(ctx context.Context, businessID string, upTo time.Time, receive func(context.Context, providers.CallbackInput) error) (int, error) {
 	n := 0
 	for {
@@ -108,7 +115,11 @@ func (p *Provider) DeliverDue(ctx context.Context, businessID string, upTo time.
 		err := p.cfg.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			cb := new(callback)
 			err := tx.NewSelect().Model(cb).Where("business_id = ?", businessID).Where("delivered_at IS NULL").
-				Where("due_at <= ?", upTo).OrderExpr("due_at, id").Limit(1).For("UPDATE").Scan(ctx)
+				Where("due_at <= ?", upTo).OrderExpr("due_at, id").Limit(1).For("UPDATE NOWAIT").Scan(ctx)
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+				return errDelivering
+			}
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil
 			}
@@ -125,12 +136,18 @@ func (p *Provider) DeliverDue(ctx context.Context, businessID string, upTo time.
 			_, err = tx.NewUpdate().Model(cb).Set("delivered_at = ?", upTo).WherePK().Exec(ctx)
 			return err
 		})
+		if errors.Is(err, errDelivering) {
+			return n, nil
+		}
 		if err != nil || !delivered {
 			return n, err
 		}
 		n++
 	}
 }
+
+// errDelivering ends a delivery that found another at work.
+var errDelivering = errors.New("sandbox: another delivery of the business is at work")
 
 // NextDue returns when the business's earliest undelivered callback is due.
 func (p *Provider) NextDue(ctx context.Context, businessID string) (time.Time, bool, error) {

@@ -68,7 +68,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri))
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
-			if p := recover(); p != nil {
+			if p := recover(); p == http.ErrAbortHandler {
+				// The handler cut a streamed response short on purpose;
+				// net/http then aborts the connection, so that the client
+				// sees it incomplete. It has logged why.
+				defer panic(p)
+			} else if p != nil {
 				s.log.Error("panic", "request_id", ri.id, "panic", p, "stack", string(debug.Stack()))
 				if rec.status == 0 {
 					s.writeError(rec, r, &billing.Error{Code: billing.EINTERNAL}, 0)

@@ -103,12 +103,12 @@ func TestOpenAPIRoutes(t *testing.T) {
 		ops := path == "/healthz" || path == "/readyz" || path == "/metrics"
 		// Provider callbacks carry no API key (the provider's token or
 		// signature verifies them), no idempotency-key and no rate limit;
-		// nor do the plans' AUTH pages (HTML for the customer's browser,
-		// authorized by the secret in their path).
+		// nor do the plans' AUTH pages and the invoices' pay pages (HTML for
+		// the customer's browser, authorized by the secret in their path).
 		callback := strings.HasPrefix(path, "/callbacks/")
-		page := strings.HasPrefix(path, "/authorize/")
+		page := strings.HasPrefix(path, "/authorize/") || strings.HasPrefix(path, "/pay/")
 		if (ops || callback || page) != (op.Security != nil && len(*op.Security) == 0) {
-			t.Errorf("%s: only /healthz, /readyz, /metrics, /callbacks/… and /authorize/… are without security", key)
+			t.Errorf("%s: only /healthz, /readyz, /metrics, /callbacks/…, /authorize/… and /pay/… are without security", key)
 		}
 		for status, ref := range op.Responses.Map() {
 			if ref.Value.Headers["request-id"] == nil {

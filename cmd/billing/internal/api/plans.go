@@ -159,7 +159,7 @@ func (s *Server) patchCycle(ctx context.Context, r *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	c, err := s.engine.PatchCycle(ctx, r.db, r.business, r.now, r.PathValue("plan_id"), r.PathValue("id"), p)
+	c, err := s.engine.PatchCycle(ctx, r.db, r.business, r.now, r.PathValue("plan_id"), r.PathValue("id"), r.keyID, p)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -267,10 +267,11 @@ func TestAuthPageXendit(t *testing.T) {
 		t.Fatalf("webhooks: %v %v", statuses, err)
 	}
 	// FULL_AMOUNT: the plan has its token and waits for the engine's
-	// immediate charge.
+	// immediate charge of its cycle 0, created and due at once.
 	plan := b.call("GET", "/recurring/plans/"+planID, nil)
 	want(t, "plan", plan.body, "status", "PENDING", "activated_at", nil, "recurring_cycle_count", 0, "actions", []any{})
-	if len(plan.body["payment_methods"].([]any)) != 1 || b.count("recurring_cycles") != 0 || b.countWhere("events", "type LIKE 'recurring.%'") != 0 {
+	if len(plan.body["payment_methods"].([]any)) != 1 || b.countWhere("recurring_cycles", "type = 'IMMEDIATE' AND cycle_number = 0") != 1 ||
+		b.count("recurring_cycles") != 1 || b.countWhere("events", "type LIKE 'recurring.%'") != 1 {
 		t.Fatalf("pending plan: %s", plan.raw)
 	}
 }

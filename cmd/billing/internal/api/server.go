@@ -170,7 +170,7 @@ func (s *Server) routes() []route {
 		{"POST", "/provider_settings", s.api(s.saveProviderSettings)},
 		{"POST", "/callbacks/xendit", s.callback(providers.Xendit)},
 		{"POST", "/callbacks/wooshpay", s.callback(providers.WooshPay)},
-	}, append(s.outboundRoutes(), s.planRoutes()...)...)
+	}, append(append(append(s.outboundRoutes(), s.planRoutes()...), s.chargingRoutes()...), s.invoiceRoutes()...)...)
 }
 
 // Routes returns every endpoint as "METHOD /path/{param}".

@@ -1,0 +1,186 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/shopspring/decimal"
+	"github.com/tagihan/billing"
+	billingengine "github.com/tagihan/billing/engine"
+	"github.com/tagihan/billing/internal/business"
+	"github.com/tagihan/billing/internal/customers"
+	"github.com/tagihan/billing/internal/pgtest"
+	"github.com/tagihan/billing/internal/postgres"
+	"github.com/tagihan/billing/jobs"
+	"github.com/tagihan/billing/metering"
+	"github.com/tagihan/billing/plans"
+)
+
+// The engine package is imported as billingengine: webhooks_test.go names
+// its test processes engine.
+
+// TestEngineThreeProcesses starts three River clients on one database, as
+// three engine processes would, over cycles of a live business that are
+// all due at one moment, with extra triggers so that every client works:
+// each cycle's amount is fixed exactly once (one invoice, one
+// recurring.cycle.amount_fixed), every event is billed once, and the
+// invoice numbers are 1..N.
+func TestEngineThreeProcesses(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	now := time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)
+	clock := billing.NewSettableClock(now)
+	biz, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: t.Name(), Mode: business.ModeLive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const count = 60
+	seedDueCycles(t, db, biz, now, count)
+
+	var clients []*river.Client[pgx.Tx]
+	for i := 0; i < 3; i++ {
+		eng := billingengine.New(billingengine.Config{DB: db.Bun, BatchSize: 4, DueWorkers: 3})
+		client, err := jobs.NewClient(db.Pool, jobs.Deps{DB: db.Bun, Clock: clock, Engine: eng}, jobs.Config{Work: true, TestOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := client.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, client)
+	}
+	defer func() {
+		for _, c := range clients {
+			stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := c.Stop(stopCtx); err != nil {
+				t.Error(err)
+			}
+			cancel()
+		}
+	}()
+	// Extra triggers for the same business, as repeated schedule runs and
+	// look-aheads make, so that the clients race for the same cycles.
+	var extra []river.InsertManyParams
+	for i := 0; i < 9; i++ {
+		extra = append(extra, river.InsertManyParams{Args: jobs.EngineDueArgs{BusinessID: biz.ID, At: now.Add(-time.Duration(i) * time.Second)}})
+	}
+	if _, err := clients[0].InsertMany(ctx, extra); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var left int
+		if err := db.Bun.NewSelect().Table("recurring_cycles").ColumnExpr("count(*)").Where("business_id = ?", biz.ID).
+			Where("amount_fixed_at IS NULL").Scan(ctx, &left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cycles still not fixed after 30s", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var r struct {
+		Invoices int `bun:"invoices"`
+		Fixed    int `bun:"fixed"`
+		Events   int `bun:"events"`
+		Distinct int `bun:"distinct_cycles"`
+		Numbers  int `bun:"numbers"`
+		MaxNum   int `bun:"max_number"`
+		Unbilled int `bun:"unbilled"`
+		Mismatch int `bun:"mismatch"`
+	}
+	if err := db.Bun.NewRaw(`SELECT
+		(SELECT count(*) FROM invoices WHERE business_id = ?0) AS invoices,
+		(SELECT count(*) FROM recurring_cycles WHERE business_id = ?0 AND invoice_id IS NOT NULL) AS fixed,
+		(SELECT count(*) FROM events WHERE business_id = ?0 AND type = 'recurring.cycle.amount_fixed') AS events,
+		(SELECT count(DISTINCT data->>'id') FROM events WHERE business_id = ?0 AND type = 'recurring.cycle.amount_fixed') AS distinct_cycles,
+		(SELECT count(DISTINCT number) FROM invoices WHERE business_id = ?0) AS numbers,
+		(SELECT max(substring(number from '[0-9]+$')::int) FROM invoices WHERE business_id = ?0) AS max_number,
+		(SELECT count(*) FROM usage_events WHERE business_id = ?0 AND billed_cycle_id IS NULL) AS unbilled,
+		(SELECT count(*) FROM invoices i JOIN recurring_cycles c ON c.id = i.cycle_id
+			WHERE i.business_id = ?0 AND (c.amount <> i.total OR i.total <> (SELECT sum(amount) FROM invoice_lines WHERE invoice_id = i.id))) AS mismatch`,
+		biz.ID).Scan(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Invoices != count || r.Fixed != count || r.Events != count || r.Distinct != count || r.Numbers != count || r.MaxNum != count ||
+		r.Unbilled != 0 || r.Mismatch != 0 {
+		t.Fatalf("after three processes: %+v, want %d of each, nothing unbilled, no mismatch", r, count)
+	}
+	var workers []string
+	if err := db.Bun.NewRaw(`SELECT DISTINCT unnest(attempted_by) FROM river_job WHERE kind = ?`, jobs.EngineDueArgs{}.Kind()).Scan(ctx, &workers); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("engine_due jobs were worked by %d clients", len(workers))
+}
+
+// seedDueCycles creates count ACTIVE plans of business biz, each its own
+// customer's, with a kWh charge, two usage events, and cycle 1 due now
+// (fix_at an hour ago, charged tomorrow), as stored rows.
+func seedDueCycles(t *testing.T, db *postgres.DB, biz *business.Business, now time.Time, count int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := metering.CreateMeter(ctx, db.Bun, biz.ID, now, metering.CreateMeterParams{Code: "kwh", Name: "Electricity", Unit: "kWh",
+		Aggregation: metering.AggregationSum}); err != nil {
+		t.Fatal(err)
+	}
+	activated := now.AddDate(0, -1, 0)
+	fix := now.Add(-time.Hour)
+	sched := &billingengine.Schedule{ID: billing.NewID(billing.PrefixSchedule), BusinessID: biz.ID, ReferenceID: "monthly", Interval: plans.IntervalMonth,
+		IntervalCount: 1, AnchorDate: now.AddDate(0, 0, 1), FailedAttemptNotifications: []int{}, Created: now, Updated: now}
+	if _, err := db.Bun.NewInsert().Model(sched).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var price plans.PriceJSON
+	if err := json.Unmarshal([]byte(`{"model": "GRADUATED", "tiers": [{"up_to": 100, "unit_amount": 1000}, {"up_to": null, "unit_amount": 1500}]}`), &price); err != nil {
+		t.Fatal(err)
+	}
+	ingester := metering.NewIngester(db.Pool, metering.NewPartitions(db.Pool))
+	var events []map[string]any
+	for i := 0; i < count; i++ {
+		given := "Budi"
+		c, err := customers.Create(ctx, db.Bun, biz.ID, now, customers.CreateParams{ReferenceID: fmt.Sprintf("C-%d", i), Type: customers.TypeIndividual,
+			IndividualDetail: &customers.IndividualDetail{GivenNames: &given}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &billingengine.Plan{ID: billing.NewID(billing.PrefixPlan), BusinessID: biz.ID, CustomerID: c.ID, ReferenceID: fmt.Sprintf("P-%d", i),
+			RecurringAction: "PAYMENT", Currency: "IDR", Amount: decimal.NewFromInt(50000), ScheduleID: sched.ID, FailedCycleAction: "RESUME",
+			UsageCharges: []billingengine.UsageCharge{{Meter: "kwh", Price: price}}, AmountLeadDays: 1,
+			ReviewPolicy: billingengine.ReviewPolicy{Mode: "AUTO", UsageFactor: billing.NumberOf(decimal.NewFromInt(3))},
+			Status:       billingengine.PlanStatusActive, RecurringCycleCount: 1, ActivatedAt: &activated, Created: activated, Updated: activated}
+		if _, err := db.Bun.NewInsert().Model(p).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		action := billingengine.ActionFixAmount
+		cy := &billingengine.Cycle{ID: billing.NewID(billing.PrefixCycle), BusinessID: biz.ID, PlanID: p.ID, CustomerID: c.ID, CycleNumber: 1,
+			Type: billingengine.CycleTypeScheduled, Status: billingengine.CycleStatusScheduled, ScheduledTimestamp: now.AddDate(0, 0, 1), Currency: "IDR",
+			FixAt: fix, UsageWindowStart: activated, UsageWindowEnd: fix, NextAction: &action, NextActionAt: &fix, Created: activated, Updated: activated}
+		if _, err := db.Bun.NewInsert().Model(cy).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < 2; j++ {
+			events = append(events, map[string]any{"event_id": fmt.Sprintf("e-%d-%d", i, j), "customer_id": c.ID, "meter": "kwh",
+				"quantity": json.Number(fmt.Sprintf("%d.5", 40+i+j)), "timestamp": now.AddDate(0, 0, -3-j).Format(time.RFC3339)})
+		}
+	}
+	raw, err := json.Marshal(map[string]any{"events": events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := metering.DecodeBatch(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := ingester.Ingest(ctx, biz.ID, now, batch); err != nil || res.Accepted != len(events) {
+		t.Fatalf("ingest: %+v %v", res, err)
+	}
+}
