@@ -115,6 +115,7 @@ func serve(ctx context.Context, cfg config, args []string, stdout, stderr io.Wri
 		Payments:  paymentService,
 		Webhooks:  webhookService,
 		Engine:    engineService,
+		Notify:    notifyService,
 	})
 	handler := server.Handler()
 	if *role == "worker" {

@@ -1,11 +1,9 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/tagihan/billing/internal/business"
 )
@@ -34,43 +32,11 @@ func (b *bundle) behaviorToken(customerID, behavior string) string {
 	return tok
 }
 
-// runTo advances the sandbox clock to t through the API, stopping at each
-// time where a cycle's step falls due and running what is due there, as
-// advancing the clock does.
+// runTo advances the sandbox clock to t through the API, which runs
+// everything that falls due on the way.
 func (b *bundle) runTo(t string) {
 	b.t.Helper()
-	ctx := context.Background()
-	target, err := time.Parse(time.RFC3339, t)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	run := func(at time.Time) int {
-		b.advance(at.Format(time.RFC3339Nano))
-		b.deliver()
-		n, err := b.api.RunDueForTest(ctx, b.biz.ID, at)
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		return n
-	}
-	for {
-		next, err := b.api.NextDueForTest(ctx, b.biz.ID)
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		if next == nil || next.After(target) {
-			break
-		}
-		if now, err := business.Get(ctx, b.db.Bun, b.biz.ID); err != nil {
-			b.t.Fatal(err)
-		} else if next.Before(*now.SandboxNow) {
-			*next = *now.SandboxNow
-		}
-		if run(*next) == 0 {
-			break
-		}
-	}
-	run(target)
+	b.advance(t)
 }
 
 // chargingPlan creates the source document's plan for customerID with

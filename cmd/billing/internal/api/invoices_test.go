@@ -31,25 +31,12 @@ func (b *bundle) fixedInvoice() (planID, invoiceID string) {
 			b.t.Fatalf("usage: %d %s", r.status, r.raw)
 		}
 	}
-	b.runDue("2026-02-14T00:00:00Z")
+	b.advance("2026-02-14T00:00:00Z")
 	inv, _ := b.only(planID)["invoice_id"].(string)
 	if inv == "" {
 		b.t.Fatal("the cycle has no invoice after its fix time")
 	}
 	return planID, inv
-}
-
-// runDue advances the sandbox clock to t and runs the work due then.
-func (b *bundle) runDue(t string) {
-	b.t.Helper()
-	b.advance(t)
-	now, err := time.Parse(time.RFC3339, t)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if _, err := b.api.RunDueForTest(context.Background(), b.biz.ID, now); err != nil {
-		b.t.Fatal(err)
-	}
 }
 
 // keyID is the id of the bundle's API key, which audit trails record.
@@ -168,7 +155,7 @@ func TestInvoiceReviewAPI(t *testing.T) {
 	tokenID := b.tokenOf(custID, "ID", "IDR")
 	plan := b.call("POST", "/recurring/plans", change(sourcePlan(custID, tokenID), "review_policy", "MANUAL"))
 	planID := plan.body["id"].(string)
-	b.runDue("2026-02-14T00:00:00Z")
+	b.advance("2026-02-14T00:00:00Z")
 	id := b.only(planID)["invoice_id"].(string)
 	path := "/invoices/" + id
 	inv := b.call("GET", path, nil)

@@ -38,7 +38,7 @@ func openAPIInvoices(t *testing.T, e *openAPIEnv) {
 	tokenID := b.tokenOf(custID, "ID", "IDR")
 	manual := e.ok(t, b.call("POST", "/recurring/plans", change(change(sourcePlan(custID, tokenID), "review_policy", "MANUAL"), "reference_id", "oa-manual")), "plan").body["id"].(string)
 	auto := e.ok(t, b.call("POST", "/recurring/plans", change(sourcePlan(custID, tokenID), "reference_id", "oa-auto")), "plan").body["id"].(string)
-	b.runDue("2026-02-14T00:00:00Z")
+	b.advance("2026-02-14T00:00:00Z")
 	held, open := b.only(manual)["invoice_id"].(string), b.only(auto)["invoice_id"].(string)
 
 	// GET /invoices, /invoices/export.csv, /invoices/{id}.

@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/engine"
+	"github.com/tagihan/billing/internal/notify"
 	"github.com/tagihan/billing/internal/payments"
 	"github.com/tagihan/billing/internal/postgres"
+	"github.com/tagihan/billing/internal/sandboxclock"
 	"github.com/tagihan/billing/internal/webhooks"
 	"github.com/tagihan/billing/metering"
 	"github.com/tagihan/billing/providers"
@@ -62,6 +64,10 @@ type Config struct {
 	// call Engine.Settled, or plans never activate through their AUTH page;
 	// the default Payments calls the server's Engine.
 	Engine *engine.Service
+	// Notify sends customer notifications; advancing a sandbox clock sends
+	// those that fall due on the way. Defaults to one with no channel
+	// configured (every notification SKIPPED_NO_CHANNEL).
+	Notify *notify.Service
 }
 
 // Server serves the API.
@@ -79,6 +85,8 @@ type Server struct {
 	callbacks *prometheus.CounterVec
 	webhooks  *webhooks.Service
 	engine    *engine.Service
+	notify    *notify.Service
+	sandbox   *sandboxclock.Clock
 }
 
 // New returns a Server for cfg.
@@ -123,6 +131,12 @@ func New(cfg Config) *Server {
 	if s.webhooks = cfg.Webhooks; s.webhooks == nil {
 		s.webhooks = defaultWebhooks(cfg)
 	}
+	if s.notify = cfg.Notify; s.notify == nil {
+		s.notify = defaultNotify(cfg)
+	}
+	if cfg.DB != nil {
+		s.sandbox = newSandboxClock(cfg.DB.Bun, s.engine, s.payments, s.webhooks, s.notify)
+	}
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.path, rt.handler)
 	}
@@ -150,7 +164,7 @@ func (s *Server) routes() []route {
 		{"PATCH", "/customers/{id}", s.api(s.patchCustomer)},
 
 		{"GET", "/sandbox/clock", s.api(s.getSandboxClock)},
-		{"POST", "/sandbox/clock/advance", s.api(s.advanceSandboxClock)},
+		{"POST", "/sandbox/clock/advance", s.apiOwnTx(s.advanceSandboxClock)},
 
 		{"POST", "/meters", s.api(s.createMeter)},
 		{"GET", "/meters", s.api(s.listMeters)},
