@@ -75,7 +75,9 @@ func setup(t *testing.T, opts ...func(*options)) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{t: t, db: db, srv: srv, api: s, biz: biz, key: key, clock: clock, client: srv.Client()}
+	b := &bundle{t: t, db: db, srv: srv, api: s, biz: biz, key: key, clock: clock, client: srv.Client()}
+	t.Cleanup(b.checkInvoiceInvariants) // after every scenario (SPEC §8)
+	return b
 }
 
 // newBusiness creates another business and returns its key.

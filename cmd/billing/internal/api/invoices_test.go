@@ -177,11 +177,9 @@ func TestInvoiceReviewAPI(t *testing.T) {
 func TestInvoiceCreditNotesAPI(t *testing.T) {
 	b := setup(t)
 	_, id := b.fixedInvoice()
-	// The invoice is paid (as charging records it).
-	if _, err := b.db.Bun.NewRaw("UPDATE invoices SET status = 'PAID', amount_paid = total, paid_at = ? WHERE id = ?",
-		time.Date(2026, 2, 15, 17, 0, 0, 0, time.UTC), id).Exec(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	// The invoice is paid: its cycle is charged on its date.
+	b.advance("2026-02-15T17:00:00Z")
+	want(t, "paid", b.call("GET", "/invoices/"+id, nil).body, "status", "PAID", "amount_paid", 275750)
 	path := "/invoices/" + id + "/credit_notes"
 	cn := b.call("POST", path, map[string]any{"amount": 75750, "reason": "meter misread"})
 	want(t, "credit note", cn.body, "invoice_id", id, "amount", 75750, "reason", "meter misread", "actor", b.keyID())
