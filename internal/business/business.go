@@ -87,7 +87,11 @@ func Create(ctx context.Context, db bun.IDB, clock billing.Clock, p CreateParams
 	now := clock.Now().Truncate(time.Microsecond)
 	b := &Business{ID: billing.NewID(billing.PrefixBusiness), Name: strings.TrimSpace(p.Name), Mode: p.Mode, Created: now}
 	if p.Mode == ModeSandbox {
-		b.SandboxNow = &now
+		// The sandbox clock keeps the API's precision, milliseconds, so that
+		// a time read from it and sent back (an event's timestamp, say)
+		// means the very instant it read.
+		start := now.Truncate(time.Millisecond)
+		b.SandboxNow = &start
 	}
 	var key string
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {

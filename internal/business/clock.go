@@ -55,7 +55,11 @@ func ResolveAdvance(b *Business, a ClockAdvance) (time.Time, error) {
 			return time.Time{}, billing.Invalid("to", "must be at most ten years ahead of the sandbox clock")
 		}
 	}
-	return to.Truncate(time.Microsecond), nil // PostgreSQL's precision
+	// Milliseconds, the API's precision (see Create); never behind now.
+	if t := to.Truncate(time.Millisecond); !t.Before(now) {
+		return t, nil
+	}
+	return now, nil
 }
 
 // SetSandboxNow moves the sandbox clock of business id forwards to t. It
