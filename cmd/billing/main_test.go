@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/pgtest"
 )
 
@@ -175,10 +176,23 @@ func TestServeAndREADMETour(t *testing.T) {
 		t.Fatalf("tour failed: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 4 || !strings.Contains(lines[0], `"reference_id":"PDAM-0001"`) ||
-		!strings.Contains(lines[1], `"data":[{"id":"cust-`) || !strings.Contains(lines[1], `"has_more":false`) ||
-		!strings.HasPrefix(lines[2], `{"now":"`) || !strings.HasPrefix(lines[3], `{"now":"`) || lines[2] == lines[3] {
+	if len(lines) != 8 || !strings.Contains(lines[0], `"reference_id":"PDAM-0001"`) ||
+		!strings.Contains(lines[1], `"status":"PENDING"`) || !strings.HasPrefix(lines[2], `{"now":"`) ||
+		lines[3] != "kwh" || lines[4] != "ACTIVE" || !strings.Contains(lines[5], `"accepted":1`) ||
+		!strings.HasPrefix(lines[6], `{"now":"`) {
 		t.Fatalf("tour output:\n%s", out)
+	}
+	// The first cycle's invoice, paid: the base fee and the reading (or, on
+	// a month's last day, when cycle 1's window has closed, the base fee
+	// alone, as the README says).
+	paid := lines[7]
+	total := `"total":213750,"amount_paid":213750`
+	if now := (billing.SystemClock{}).Now().UTC(); now.AddDate(0, 0, 1).Day() == 1 {
+		total = `"amount_paid":`
+	}
+	if strings.Count(paid, `"status":"PAID"`) != 1 || !strings.Contains(paid, `"kind":"BASE"`) || !strings.Contains(paid, `"kind":"USAGE"`) ||
+		!strings.Contains(paid, total) || !strings.Contains(paid, `"number":"INV-`) {
+		t.Fatalf("tour's paid invoice:\n%s", paid)
 	}
 	e.stop(t)
 

@@ -34,12 +34,16 @@ type Named struct {
 type Clock struct {
 	db      *bun.DB
 	runners []Named
+	// HeldWait is how long one stop waits, in all, for due work that
+	// another worker holds (see settle). New sets 30 seconds: more than a
+	// webhook's 10-second timeout.
+	HeldWait time.Duration
 }
 
 // New returns a Clock running runners, in this order, at every instant the
 // clock stops at.
 func New(db *bun.DB, runners ...Named) *Clock {
-	return &Clock{db: db, runners: runners}
+	return &Clock{db: db, runners: runners, HeldWait: 30 * time.Second}
 }
 
 // Limits that keep a runaway business from holding a request for ever.
@@ -74,7 +78,7 @@ func (c *Clock) Advance(ctx context.Context, id string, a business.ClockAdvance)
 	}
 	now := *b.SandboxNow
 	for stop := 0; ; stop++ {
-		if err := c.settle(ctx, id); err != nil {
+		if err := c.settle(ctx, id, now); err != nil {
 			return now, err
 		}
 		next, ok, err := c.next(ctx, id, now)
@@ -95,13 +99,19 @@ func (c *Clock) Advance(ctx context.Context, id string, a business.ClockAdvance)
 	if err := business.SetSandboxNow(ctx, c.db, id, target); err != nil {
 		return now, err
 	}
-	return target, c.settle(ctx, id)
+	return target, c.settle(ctx, id, target)
 }
 
 // settle runs every runner until none has anything left to do at the
-// business's current time.
-func (c *Clock) settle(ctx context.Context, id string) error {
-	for round := 0; round < maxRounds; round++ {
+// business's current time, now. Work due by now that a pass could not take
+// is held by another worker (a River job of this or another process that
+// picked it up first); settle waits for it to be done, polling, so that the
+// advance returns only when the business is idle — for at most
+// Clock.HeldWait in all, after which it goes on and leaves the work to its
+// holder.
+func (c *Clock) settle(ctx context.Context, id string, now time.Time) error {
+	waited := time.Duration(0)
+	for round := 0; round < maxRounds; {
 		done := 0
 		for _, r := range c.runners {
 			n, err := r.RunDue(ctx, id)
@@ -110,16 +120,44 @@ func (c *Clock) settle(ctx context.Context, id string) error {
 			}
 			done += n
 		}
-		if done == 0 {
-			return nil
+		if done > 0 {
+			round++
+			continue
 		}
+		held, err := c.dueBy(ctx, id, now)
+		if err != nil || !held || waited >= c.HeldWait {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(heldPoll):
+		}
+		waited += heldPoll
 	}
 	return fmt.Errorf("advance sandbox clock: work still due after %d rounds", maxRounds)
 }
 
+// heldPoll is how often settle looks again at work another worker holds.
+const heldPoll = 20 * time.Millisecond
+
+// dueBy reports whether some runner has work due at or before now.
+func (c *Clock) dueBy(ctx context.Context, id string, now time.Time) (bool, error) {
+	for _, r := range c.runners {
+		t, ok, err := r.NextDue(ctx, id)
+		if err != nil {
+			return false, fmt.Errorf("advance sandbox clock: %s: %w", r.Name, err)
+		}
+		if ok && !t.After(now) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // next returns the earliest instant after now at which a runner has work.
-// Work due at or before now that a pass left alone (another process holds
-// it) is not a reason to stop: it runs at the next stop.
+// Work due at or before now that settle left (its holder outlasted
+// HeldWait) is not a reason to stop: it runs at the next stop.
 func (c *Clock) next(ctx context.Context, id string, now time.Time) (time.Time, bool, error) {
 	var best time.Time
 	found := false

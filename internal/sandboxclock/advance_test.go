@@ -119,3 +119,59 @@ func TestAdvanceRunsWorkInTimeOrder(t *testing.T) {
 		t.Fatalf("backwards: %v", err)
 	}
 }
+
+// heldWork is one item due at a time that another worker holds: RunDue
+// never takes it; it is done when done is closed.
+type heldWork struct {
+	at   time.Time
+	done chan struct{}
+}
+
+func (h *heldWork) NextDue(ctx context.Context, id string) (time.Time, bool, error) {
+	select {
+	case <-h.done:
+		return time.Time{}, false, nil
+	default:
+		return h.at, true, nil
+	}
+}
+
+func (h *heldWork) RunDue(ctx context.Context, id string) (int, error) { return 0, nil }
+
+// TestAdvanceWaitsForHeldWork: work due on the way that another worker
+// holds is waited for, so the advance returns when the business is idle;
+// work held for longer than HeldWait is left to its holder.
+func TestAdvanceWaitsForHeldWork(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	start := time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)
+	b, _, err := business.Create(ctx, db.Bun, billing.NewSettableClock(start), business.CreateParams{Name: "Held", Mode: business.ModeSandbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &heldWork{at: start.Add(time.Hour), done: make(chan struct{})}
+	c := sandboxclock.New(db.Bun, sandboxclock.Named{Name: "held", Runner: h})
+	finished := make(chan struct{})
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		close(h.done) // its holder finishes it
+		close(finished)
+	}()
+	by := 2 * time.Hour
+	if _, err := c.Advance(ctx, b.ID, business.ClockAdvance{By: &by}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-finished:
+	default:
+		t.Fatal("the advance returned while work due on the way was still held")
+	}
+
+	never := &heldWork{at: start.Add(3 * time.Hour), done: make(chan struct{})}
+	c = sandboxclock.New(db.Bun, sandboxclock.Named{Name: "never", Runner: never})
+	c.HeldWait = 60 * time.Millisecond
+	now, err := c.Advance(ctx, b.ID, business.ClockAdvance{By: &by})
+	if err != nil || !now.Equal(start.Add(4*time.Hour)) {
+		t.Fatalf("advance past work held for good: %v %v", now, err)
+	}
+}
