@@ -107,6 +107,16 @@ func (w *EngineDueWorker) Work(ctx context.Context, job *river.Job[EngineDueArgs
 	return nil
 }
 
+// wakeEngine inserts a trigger for the due work of live business id now,
+// unique per business and second, so that a burst of wake-ups (many
+// cycles made due in one transaction) inserts one job.
+func wakeEngine(ctx context.Context, client *river.Client[pgx.Tx], deps Deps, id string) error {
+	at := deps.Clock.Now().UTC().Truncate(time.Second)
+	_, err := client.Insert(ctx, EngineDueArgs{BusinessID: id, At: at},
+		&river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	return err
+}
+
 // addEngine registers the engine's scheduling workers and its periodic
 // job when deps has an engine.
 func addEngine(workers *river.Workers, rc *river.Config, deps Deps) error {

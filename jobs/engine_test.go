@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -182,5 +183,67 @@ func seedDueCycles(t *testing.T, db *postgres.DB, biz *business.Business, now ti
 	}
 	if res, err := ingester.Ingest(ctx, biz.ID, now, batch); err != nil || res.Accepted != len(events) {
 		t.Fatalf("ingest: %+v %v", res, err)
+	}
+}
+
+// TestEngineWakeOnDue: a live business's cycle that falls due (here:
+// created due) wakes the engine when its transaction commits — the wake
+// listener inserts an engine_due trigger for the business at once, not at
+// the next schedule run — while a sandbox business's due cycles wake
+// nothing (they run when its clock is advanced).
+func TestEngineWakeOnDue(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db := pgtest.New(t)
+	now := time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)
+	clock := billing.NewSettableClock(now)
+	deps := jobs.Deps{DB: db.Bun, Clock: clock, Engine: billingengine.New(billingengine.Config{DB: db.Bun})}
+	client, err := jobs.NewClient(db.Pool, deps, jobs.Config{Work: false, TestOnly: true}) // inserts only
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		jobs.Wake(ctx, db.Pool, client, deps, slog.New(slog.DiscardHandler), ready)
+	}()
+	defer func() { cancel(); <-done }()
+	<-ready
+
+	sandbox, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: "sandbox", Mode: business.ModeSandbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedDueCycles(t, db, sandbox, now, 3)
+	live, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: "live", Mode: business.ModeLive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedDueCycles(t, db, live, now, 3)
+
+	triggers := func() map[string]int {
+		var rows []string
+		if err := db.Bun.NewRaw("SELECT args->>'business_id' FROM river_job WHERE kind = 'engine_due'").Scan(ctx, &rows); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, id := range rows {
+			out[id]++
+		}
+		return out
+	}
+	sys := billing.SystemClock{}
+	deadline := sys.Now().Add(10 * time.Second)
+	for triggers()[live.ID] == 0 {
+		if sys.Now().After(deadline) {
+			t.Fatal("no engine_due trigger for the live business within 10s of its cycles falling due")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Notifications arrive in commit order: the sandbox's came first, and
+	// made nothing.
+	if got := triggers(); got[live.ID] != 1 || got[sandbox.ID] != 0 {
+		t.Fatalf("triggers %v: want one for the live business (one transaction's wake-ups fold into one) and none for the sandbox", got)
 	}
 }

@@ -187,6 +187,8 @@ func Wake(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx],
 			err = enqueue(ctx, client, WebhookDeliverArgs{EndpointID: id})
 		case kind == wake.TopicNotification && deps.Notify != nil && id != "":
 			_, err = client.Insert(ctx, NotificationSendArgs{NotificationID: id}, nil)
+		case kind == wake.TopicEngine && deps.Engine != nil && id != "":
+			err = wakeEngine(ctx, client, deps, id)
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn("wake-up not acted on; the periodic sweep will", "topic", topic, "error", err.Error())

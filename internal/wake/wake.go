@@ -34,6 +34,10 @@ const (
 	// TopicNotification, with ":<notification id>", asks for a queued
 	// notification to be sent.
 	TopicNotification = "notification"
+	// TopicEngine, with ":<business id>", asks for a live business's due
+	// cycles to be run; the engine migration's trigger on recurring_cycles
+	// sends it when a cycle falls due within a minute.
+	TopicEngine = "engine"
 )
 
 // Notify sends topic on Channel through db. Inside a transaction it is
