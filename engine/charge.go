@@ -167,6 +167,17 @@ func chargeable(plan *Plan, c *Cycle) bool {
 // fails.
 func (s *Service) openAction(ctx context.Context, tx bun.IDB, plan *Plan, c *Cycle, now time.Time, forced bool) (*outgoing, error) {
 	if !chargeable(plan, c) {
+		if c.Status == CycleStatusPending && plan.Status == PlanStatusInactive {
+			// The plan was deactivated between two actions of an attempt
+			// (its earlier tokens declined): the cycle goes as the plan's
+			// waiting cycles went, cancelled with its invoice voided,
+			// rather than waiting for ever.
+			c.Status = CycleStatusCancelled
+			if err := clearNextAction(ctx, tx, c, now); err != nil {
+				return nil, err
+			}
+			return nil, voidOfCycles(ctx, tx, plan.BusinessID, []string{c.ID}, "its plan became INACTIVE during the cycle's charge", now)
+		}
 		s.log.Warn("a cycle that can no longer be charged was due to be; its next action is cleared",
 			"cycle_id", c.ID, "status", c.Status, "plan_status", plan.Status)
 		return nil, clearNextAction(ctx, tx, c, now)
@@ -191,12 +202,22 @@ func (s *Service) openAction(ctx context.Context, tx bun.IDB, plan *Plan, c *Cyc
 	if !forced {
 		// A payment of the invoice with a saved token is under way: its
 		// outcome decides (success ends the cycle), so look again later.
-		pay, err := openPayment(ctx, tx, inv, invoicePay)
+		pay, err := openPayment(ctx, tx, inv, invoicePay, now)
 		if err != nil {
 			return nil, err
 		}
 		if pay != nil {
 			c.NextActionAt, c.Updated = ptr(now.Add(chargeLease)), now
+			return nil, saveCycleState(ctx, tx, c)
+		}
+		// A payment link the customer may be paying on: charge once it
+		// has expired (a new action re-checks everything then).
+		hold, err := openLink(ctx, tx, inv, now)
+		if err != nil {
+			return nil, err
+		}
+		if hold != nil {
+			c.NextActionAt, c.Updated = ptr(hold.Until), now
 			return nil, saveCycleState(ctx, tx, c)
 		}
 	}

@@ -65,8 +65,9 @@ func DecodePayInvoice(body []byte) (PayInvoiceParams, error) {
 // payable checks that invoice inv (locked, with its cycle c) can be paid
 // now: OPEN and not awaiting review or held, or UNCOLLECTIBLE; and no
 // charge of it under way (a cycle attempt in flight, or another payment
-// of kind kind waiting for its outcome). Else 403 REQUEST_FORBIDDEN_ERROR.
-func payable(ctx context.Context, tx bun.IDB, inv *Invoice, c *Cycle, kind string) (*invoicePayment, error) {
+// of kind kind waiting for its outcome) and, for a payment with a token,
+// no payment link open for it. Else 403 REQUEST_FORBIDDEN_ERROR.
+func payable(ctx context.Context, tx bun.IDB, inv *Invoice, c *Cycle, kind string, now time.Time) (*invoicePayment, error) {
 	switch {
 	case inv.Status == InvoiceStatusOpen && !inv.Chargeable():
 		return nil, forbidden("invoice %s is %s: it can be paid once finance releases or approves it", inv.ID, inv.ReviewStatus)
@@ -75,17 +76,30 @@ func payable(ctx context.Context, tx bun.IDB, inv *Invoice, c *Cycle, kind strin
 	case chargingNow(c):
 		return nil, forbidden("a charge of invoice %s is under way; try again once its outcome is known", inv.ID)
 	}
-	return openPayment(ctx, tx, inv, kind)
+	if kind == invoicePay {
+		hold, err := openLink(ctx, tx, inv, now)
+		if err != nil {
+			return nil, err
+		}
+		if hold != nil {
+			return nil, forbidden("%s", hold.explain(inv))
+		}
+	}
+	return openPayment(ctx, tx, inv, kind, now)
 }
 
 // openPayment returns the latest payment of kind of inv whose payment
-// request has not reached a final state (or was never recorded), or nil.
-func openPayment(ctx context.Context, tx bun.IDB, inv *Invoice, kind string) (*invoicePayment, error) {
+// request has not reached a final state, or was never recorded and is
+// younger than chargeLease (its request is recorded before the provider
+// is called, so one missing after that was never made: a crash or a
+// refusal before it, and the payment is abandoned), or nil.
+func openPayment(ctx context.Context, tx bun.IDB, inv *Invoice, kind string, now time.Time) (*invoicePayment, error) {
 	var rows []*invoicePayment
 	err := tx.NewSelect().Model(&rows).
 		Join("LEFT JOIN payment_requests AS pr ON pr.business_id = invoice_payment.business_id AND pr.provider_key = invoice_payment.provider_key").
 		Where("invoice_payment.invoice_id = ?", inv.ID).Where("invoice_payment.kind = ?", kind).
-		Where("pr.id IS NULL OR pr.status IN (?)", bun.In([]string{payments.StatusSending, payments.StatusRequiresAction, payments.StatusPending})).
+		Where("(pr.id IS NULL AND invoice_payment.created > ?) OR pr.status IN (?)", now.Add(-chargeLease),
+			bun.In([]string{payments.StatusSending, payments.StatusRequiresAction, payments.StatusPending})).
 		OrderExpr("invoice_payment.number DESC").Limit(1).Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the payments of invoice %s: %w", inv.ID, err)
@@ -94,6 +108,69 @@ func openPayment(ctx context.Context, tx bun.IDB, inv *Invoice, kind string) (*i
 		return nil, nil
 	}
 	return rows[0], nil
+}
+
+// linkHold is an open payment link of an invoice, which holds back other
+// charges of it until Until: a customer may be paying on it.
+type linkHold struct {
+	Until            time.Time
+	PaymentRequestID *string
+}
+
+func (h *linkHold) explain(inv *Invoice) string {
+	if h.PaymentRequestID == nil {
+		return fmt.Sprintf("a payment link of invoice %s is being made; try again in a few minutes", inv.ID)
+	}
+	return fmt.Sprintf("payment link %s of invoice %s is open until %s, and the customer may be paying on it; "+
+		"cancel it (POST /payment_requests/%s/cancel) or wait for it to expire", *h.PaymentRequestID, inv.ID, billing.FormatTime(h.Until), *h.PaymentRequestID)
+}
+
+// linkValidity is how long a payment link whose provider gave no expiry
+// holds back other charges of its invoice.
+const linkValidity = 24 * time.Hour
+
+// openLink returns the payment link of inv that holds back other charges
+// of it at now, or nil: a link the customer can still pay on (waiting for
+// the customer, until its expiry — or linkValidity after it was made when
+// the provider gave none), a link payment under way (PENDING: held for
+// another chargeLease, then looked at again), or a link being made. Were a
+// retry or a forced attempt to charge the token meanwhile, a customer
+// paying on the link would pay the cycle twice.
+func openLink(ctx context.Context, tx bun.IDB, inv *Invoice, now time.Time) (*linkHold, error) {
+	var rows []struct {
+		Created   time.Time  `bun:"created"`
+		RequestID *string    `bun:"request_id"`
+		Status    *string    `bun:"status"`
+		ExpiresAt *time.Time `bun:"expires_at"`
+	}
+	err := tx.NewSelect().TableExpr("invoice_payments AS ip").
+		Join("LEFT JOIN payment_requests AS pr ON pr.business_id = ip.business_id AND pr.provider_key = ip.provider_key").
+		ColumnExpr("ip.created, pr.id AS request_id, pr.status, pr.expires_at").
+		Where("ip.invoice_id = ?", inv.ID).Where("ip.kind = ?", invoiceLink).
+		Where("(pr.id IS NULL AND ip.created > ?) OR pr.status IN (?)", now.Add(-chargeLease),
+			bun.In([]string{payments.StatusSending, payments.StatusRequiresAction, payments.StatusPending})).
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("read the payment links of invoice %s: %w", inv.ID, err)
+	}
+	var hold *linkHold
+	for _, r := range rows {
+		var until time.Time
+		switch {
+		case r.RequestID == nil:
+			until = r.Created.Add(chargeLease)
+		case *r.Status == payments.StatusRequiresAction && r.ExpiresAt != nil:
+			until = *r.ExpiresAt
+		case *r.Status == payments.StatusRequiresAction:
+			until = r.Created.Add(linkValidity)
+		default: // paid on the provider's page, its outcome awaited
+			until = now.Add(chargeLease)
+		}
+		if until.After(now) && (hold == nil || until.After(hold.Until)) {
+			hold = &linkHold{Until: until.UTC(), PaymentRequestID: r.RequestID}
+		}
+	}
+	return hold, nil
 }
 
 // newPayment stores the next payment of inv (locked) of kind, for what it
@@ -155,7 +232,7 @@ func (s *Service) PayInvoice(ctx context.Context, biz *business.Business, now ti
 		if err := v.Err(); err != nil {
 			return err
 		}
-		if ip, err = payable(ctx, tx, inv, c, invoicePay); err != nil {
+		if ip, err = payable(ctx, tx, inv, c, invoicePay, now); err != nil {
 			return err
 		}
 		switch {
@@ -220,7 +297,7 @@ func (s *Service) InvoicePaymentLink(ctx context.Context, biz *business.Business
 		if inv, c, plan, err = lockInvoice(ctx, tx, biz.ID, id, false); err != nil {
 			return err
 		}
-		if ip, err = payable(ctx, tx, inv, c, invoiceLink); err != nil {
+		if ip, err = payable(ctx, tx, inv, c, invoiceLink, now); err != nil {
 			return err
 		}
 		if returnURL == "" && (plan.SuccessReturnURL == nil || plan.FailureReturnURL == nil) {

@@ -48,12 +48,19 @@ func (s *Service) ForceAttempt(ctx context.Context, biz *business.Business, now 
 		if inv == nil || !inv.Chargeable() {
 			return errIneligibleCycle("cycle %d's amount is not fixed, or its invoice waits for review or is held: it cannot be charged yet", c.CycleNumber)
 		}
-		pay, err := openPayment(ctx, tx, inv, invoicePay)
+		pay, err := openPayment(ctx, tx, inv, invoicePay, now)
 		if err != nil {
 			return err
 		}
 		if pay != nil {
 			return errIneligibleCycle("a payment of cycle %d's invoice is under way", c.CycleNumber)
+		}
+		hold, err := openLink(ctx, tx, inv, now)
+		if err != nil {
+			return err
+		}
+		if hold != nil {
+			return errIneligibleCycle("%s", hold.explain(inv))
 		}
 		out, err = s.openAction(ctx, tx, plan, c, now, true)
 		return err

@@ -84,9 +84,12 @@ func openAPICharging(t *testing.T, e *openAPIEnv) {
 		t.Fatalf("pay page: %d", status)
 	}
 
-	// POST /invoices/{id}/pay.
+	// POST /invoices/{id}/pay: refused while the link is open (the customer
+	// may be paying on it), then, the link cancelled, paid.
 	payPath := "/invoices/" + owedInvoice + "/pay"
 	body := map[string]any{"payment_token_id": good}
+	b.call("POST", payPath, body).wantError(t, 403, "REQUEST_FORBIDDEN_ERROR", "")
+	e.ok(t, b.call("POST", "/payment_requests/"+link.body["payment_request_id"].(string)+"/cancel", nil), "cancel the link")
 	paid := e.ok(t, b.call("POST", payPath, body, "idempotency-key", "oa-pay"), "pay")
 	want(t, "payment request", paid.body, "status", "SUCCEEDED", "request_amount", 100000)
 	if r := e.ok(t, b.call("POST", payPath, body, "idempotency-key", "oa-pay"), "replay"); r.header.Get("idempotent-replayed") != "true" {
