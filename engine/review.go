@@ -10,6 +10,7 @@ import (
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/plans"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // Review reasons (SPEC §5.6): why a fixed invoice waits for finance. An
@@ -55,11 +56,15 @@ type usageKey struct{ plan, meter string }
 
 // usageHistory returns the on-time usage (USAGE line quantities above zero)
 // of the last historyCycles earlier invoices of each fixing's plan that are
-// not VOID, per meter, newest first.
+// not VOID, per meter, newest first. It reads each plan's invoices through
+// its index (a lateral join per plan), so that its cost follows the
+// batch's plans and their history, not every invoice of the business.
 func usageHistory(ctx context.Context, tx bun.IDB, businessID string, fs []*fixing) (map[usageKey][]decimal.Decimal, error) {
 	ids := make([]string, 0, len(fs))
+	seen := make(map[string]bool, len(fs))
 	for _, f := range fs {
-		if len(f.plan.UsageCharges) > 0 {
+		if len(f.plan.UsageCharges) > 0 && !seen[f.plan.ID] {
+			seen[f.plan.ID] = true
 			ids = append(ids, f.plan.ID)
 		}
 	}
@@ -73,13 +78,15 @@ func usageHistory(ctx context.Context, tx bun.IDB, businessID string, fs []*fixi
 		Quantity decimal.Decimal `bun:"quantity,type:numeric"`
 	}
 	err := tx.NewRaw(`
-		SELECT plan_id, meter, quantity FROM (
-			SELECT i.plan_id, l.meter, l.quantity,
-				row_number() OVER (PARTITION BY i.plan_id, l.meter ORDER BY i.period_end DESC, i.id DESC) AS n
+		SELECT p.plan_id, h.meter, h.quantity
+		FROM unnest(?::text[]) AS p(plan_id)
+		CROSS JOIN LATERAL (
+			SELECT l.meter, l.quantity, row_number() OVER (PARTITION BY l.meter ORDER BY i.period_end DESC, i.id DESC) AS n
 			FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
-			WHERE i.business_id = ? AND i.plan_id IN (?) AND i.status <> ? AND l.kind = ? AND l.quantity > 0
-		) h WHERE n <= ? ORDER BY plan_id, meter, n`,
-		businessID, bun.In(ids), InvoiceStatusVoid, LineUsage, historyCycles).Scan(ctx, &rows)
+			WHERE i.business_id = ? AND i.plan_id = p.plan_id AND i.status <> ? AND l.kind = ? AND l.quantity > 0
+		) h
+		WHERE h.n <= ? ORDER BY p.plan_id, h.meter, h.n`,
+		pgdialect.Array(ids), businessID, InvoiceStatusVoid, LineUsage, historyCycles).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("read the usage history of plans: %w", err)
 	}
