@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/internal/postgres"
 	"github.com/uptrace/bun"
 )
 
@@ -80,7 +81,7 @@ func Emit(ctx context.Context, db bun.IDB, businessID, eventType string, created
 	if err != nil {
 		return nil, err
 	}
-	if _, err := db.NewInsert().Model(e).Exec(ctx); err != nil {
+	if err := insert(ctx, db, []*Event{e}); err != nil {
 		return nil, fmt.Errorf("emit %s: %w", eventType, err)
 	}
 	return e, nil
@@ -115,10 +116,29 @@ func EmitAll(ctx context.Context, db bun.IDB, events []*Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	if _, err := db.NewInsert().Model(&events).Exec(ctx); err != nil {
+	if err := insert(ctx, db, events); err != nil {
 		return fmt.Errorf("emit %d events: %w", len(events), err)
 	}
 	return nil
+}
+
+// insertEvents writes events from arrays bound as parameters: one fixed
+// statement for any number of events, whose documents PostgreSQL reads as
+// values instead of parsing them out of the SQL text.
+const insertEvents = `INSERT INTO events (id, business_id, type, api_version, created, data)
+	SELECT id, business_id, type, api_version, created, data::jsonb
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+		AS e(id, business_id, type, api_version, created, data)`
+
+func insert(ctx context.Context, db bun.IDB, events []*Event) error {
+	n := len(events)
+	ids, businesses, types, versions, data := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	created := make([]time.Time, n)
+	for i, e := range events {
+		ids[i], businesses[i], types[i], versions[i], created[i], data[i] = e.ID, e.BusinessID, e.Type, e.APIVersion, e.Created, string(e.Data)
+	}
+	_, err := postgres.Exec(ctx, db, insertEvents, ids, businesses, types, versions, created, data)
+	return err
 }
 
 // envelope is the JSON a webhook receiver gets (Xendit's shape).
