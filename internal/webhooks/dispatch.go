@@ -88,9 +88,15 @@ func (s *Service) Dispatch(ctx context.Context) ([]string, error) {
 
 func dispatchOnce(ctx context.Context, tx bun.Tx, system time.Time) ([]string, int, error) {
 	var events []queued
-	err := tx.NewRaw(`SELECT q.event_id, e.business_id, e.type, e.created
-		FROM webhook_event_queue AS q JOIN events AS e ON e.id = q.event_id
-		ORDER BY q.event_id LIMIT ? FOR UPDATE OF q SKIP LOCKED`, dispatchBatch).Scan(ctx, &events)
+	// The queue's rows are taken first, then their events by key: joined in
+	// one step, PostgreSQL may merge the queue with the whole events table
+	// in id order, reading every event ever written to reach the queued
+	// ones (a quarter of a second per batch at 200,000 events).
+	err := tx.NewRaw(`WITH q AS MATERIALIZED (
+			SELECT event_id FROM webhook_event_queue ORDER BY event_id LIMIT ? FOR UPDATE SKIP LOCKED)
+		SELECT q.event_id, e.business_id, e.type, e.created
+		FROM q JOIN events AS e ON e.id = q.event_id
+		ORDER BY q.event_id`, dispatchBatch).Scan(ctx, &events)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read queued events: %w", err)
 	}
