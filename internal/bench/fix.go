@@ -54,7 +54,7 @@ func benchFixing(ctx context.Context, serverURL string, plans, events int) error
 	if err != nil {
 		return err
 	}
-	sqlTime, sqlSum, err := timeFixSQL(ctx, sqlURL, w)
+	sqlTime, sqlRes, err := timeFixSQL(ctx, sqlURL, w)
 	if err != nil {
 		return fmt.Errorf("SQL baseline: %w", err)
 	}
@@ -62,16 +62,18 @@ func benchFixing(ctx context.Context, serverURL string, plans, events int) error
 	if err := dropDatabase(ctx, serverURL, "billing_bench_fix_sql"); err != nil {
 		return err
 	}
-	engTime, engSum, rss, err := timeFixEngine(ctx, w)
+	engTime, engRes, rss, err := timeFixEngine(ctx, w)
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
-	if !engSum.Equal(sqlSum) {
-		return fmt.Errorf("the engine's invoices total %s, the SQL's %s", engSum, sqlSum)
+	if !engRes.sum.Equal(sqlRes.sum) || engRes.digest != sqlRes.digest {
+		return fmt.Errorf("the engine billed otherwise than the SQL: invoices total %s (digest %s), the SQL's %s (digest %s)",
+			engRes.sum, engRes.digest, sqlRes.sum, sqlRes.digest)
 	}
 	fmt.Printf("  engine              %8.1f s  (billing serve, from the deadline until every cycle is fixed)\n", engTime.Seconds())
 	fmt.Printf("  ratio               %8.2f × the SQL  (target ≤ 2×)\n", engTime.Seconds()/sqlTime.Seconds())
-	fmt.Printf("  invoices total      IDR %s, the same in both\n", engSum.StringFixed(0))
+	fmt.Printf("  checked: each cycle fixed once, numbers 1..%d, every event billed once; each cycle's total, quantity and event count\n"+
+		"           the same in both (invoices total IDR %s)\n", w.plans, engRes.sum.StringFixed(0))
 	fmt.Printf("  engine peak RSS     %s  (target ≤ 300 MB)\n", rss)
 	return nil
 }
