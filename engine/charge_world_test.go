@@ -249,10 +249,7 @@ func (w *chargeWorld) deliver() int {
 // cycle reads cycle n of plan p with its attempts.
 func (w *chargeWorld) cycle(p *Plan, n int) *Cycle {
 	w.t.Helper()
-	c := new(Cycle)
-	if err := w.db.Bun.NewSelect().Model(c).Where("plan_id = ?", p.ID).Where("cycle_number = ?", n).Scan(w.ctx); err != nil {
-		w.t.Fatalf("cycle %d of %s: %v", n, p.ID, err)
-	}
+	c := readCycle(w.t, w.ctx, w.db.Bun, p, n)
 	if err := loadAttempts(w.ctx, w.db.Bun, c); err != nil {
 		w.t.Fatal(err)
 	}

@@ -165,13 +165,20 @@ func (w *world) run(now time.Time) int {
 	return n
 }
 
+// readCycle reads cycle n of plan p, failing t when it cannot.
+func readCycle(t testing.TB, ctx context.Context, db bun.IDB, p *Plan, n int) *Cycle {
+	t.Helper()
+	c := new(Cycle)
+	if err := db.NewSelect().Model(c).Where("plan_id = ?", p.ID).Where("cycle_number = ?", n).Scan(ctx); err != nil {
+		t.Fatalf("cycle %d of %s: %v", n, p.ID, err)
+	}
+	return c
+}
+
 // cycle reads cycle n of plan p.
 func (w *world) cycle(p *Plan, n int) *Cycle {
 	w.t.Helper()
-	c := new(Cycle)
-	if err := w.db.Bun.NewSelect().Model(c).Where("plan_id = ?", p.ID).Where("cycle_number = ?", n).Scan(w.ctx); err != nil {
-		w.t.Fatalf("cycle %d of %s: %v", n, p.ID, err)
-	}
+	c := readCycle(w.t, w.ctx, w.db.Bun, p, n)
 	return c.bind(p)
 }
 

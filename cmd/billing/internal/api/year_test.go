@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/engine"
 )
 
@@ -64,7 +65,7 @@ func TestYearOfMonthlyBilling(t *testing.T) {
 		y, mo, day := date(m).Date()
 		return time.Date(y, mo, day-1, 0, 0, 0, 0, time.UTC)
 	}
-	ts := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+	ts := billing.FormatTime // the API's time format
 
 	sent := map[string]int{}               // event id → the cycle that must bill it
 	onTime := map[int]decimal.Decimal{}    // kWh per window, as first billed
