@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -27,10 +26,6 @@ import (
 // action it opened before SEND_CHARGE falls due and another worker sends it.
 const chargeLease = 2 * time.Minute
 
-// DefaultChargeConcurrency is how many provider calls one charging step
-// makes at once unless Config.ChargeConcurrency says otherwise.
-const DefaultChargeConcurrency = 16
-
 func init() {
 	registerStep(ActionCharge, chargeStep)
 	registerStep(ActionSendCharge, sendChargeStep)
@@ -47,8 +42,8 @@ type outgoing struct {
 // chargeStep opens the next action of each due CHARGE cycle of the batch,
 // in one transaction, then sends them.
 func chargeStep(ctx context.Context, s *Service, b DueBatch) (int, error) {
-	return s.stepThenSend(ctx, b, func(ctx context.Context, tx bun.Tx, plan *Plan, c *Cycle) (*outgoing, error) {
-		return s.openAction(ctx, tx, plan, c, b.Now, false)
+	return s.stepThenSend(ctx, b, func(ctx context.Context, tx bun.Tx, plans map[string]*Plan, cs []*Cycle) ([]*outgoing, int, error) {
+		return s.openCharges(ctx, tx, plans, cs, b.Now)
 	})
 }
 
@@ -57,7 +52,7 @@ func chargeStep(ctx context.Context, s *Service, b DueBatch) (int, error) {
 // before it recorded the answer. The lease is renewed first, so that one
 // worker at a time sends an action.
 func sendChargeStep(ctx context.Context, s *Service, b DueBatch) (int, error) {
-	return s.stepThenSend(ctx, b, func(ctx context.Context, tx bun.Tx, plan *Plan, c *Cycle) (*outgoing, error) {
+	return s.stepThenSend(ctx, b, eachCycle(func(ctx context.Context, tx bun.Tx, plan *Plan, c *Cycle) (*outgoing, error) {
 		a, err := lastAttempt(ctx, tx, c)
 		if err != nil {
 			return nil, err
@@ -71,14 +66,43 @@ func sendChargeStep(ctx context.Context, s *Service, b DueBatch) (int, error) {
 			return nil, err
 		}
 		return s.outgoingOf(ctx, tx, plan, c, a)
-	})
+	}))
 }
 
-// stepThenSend locks the batch's due cycles and their plans, applies open
-// to each in one transaction, commits, and sends the actions open
-// returned. A cycle whose plan another transaction holds is left due for
-// a later run. It returns how many cycles it moved on.
-func (s *Service) stepThenSend(ctx context.Context, b DueBatch, open func(context.Context, bun.Tx, *Plan, *Cycle) (*outgoing, error)) (int, error) {
+// opener opens the actions of a batch of due cycles (locked, with their
+// plans locked, by id; a cycle whose plan is missing is left alone) in
+// tx, and returns those to send after commit and how many cycles it moved
+// on.
+type opener func(ctx context.Context, tx bun.Tx, plans map[string]*Plan, cs []*Cycle) ([]*outgoing, int, error)
+
+// eachCycle is the opener that applies open to each cycle in turn.
+func eachCycle(open func(context.Context, bun.Tx, *Plan, *Cycle) (*outgoing, error)) opener {
+	return func(ctx context.Context, tx bun.Tx, plans map[string]*Plan, cs []*Cycle) ([]*outgoing, int, error) {
+		var sends []*outgoing
+		moved := 0
+		for _, c := range cs {
+			plan := plans[c.PlanID]
+			if plan == nil {
+				continue
+			}
+			out, err := open(ctx, tx, plan, c.bind(plan))
+			if err != nil {
+				return nil, 0, fmt.Errorf("cycle %s: %w", c.ID, err)
+			}
+			moved++
+			if out != nil {
+				sends = append(sends, out)
+			}
+		}
+		return sends, moved, nil
+	}
+}
+
+// stepThenSend locks the batch's due cycles and their plans, opens their
+// actions with open in one transaction, commits, and sends the actions
+// open returned. A cycle whose plan another transaction holds is left due
+// for a later run. It returns how many cycles it moved on.
+func (s *Service) stepThenSend(ctx context.Context, b DueBatch, open opener) (int, error) {
 	var sends []*outgoing
 	moved := 0
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -91,21 +115,8 @@ func (s *Service) stepThenSend(ctx context.Context, b DueBatch, open func(contex
 		if err != nil {
 			return err
 		}
-		for _, c := range cs {
-			plan := plans[c.PlanID]
-			if plan == nil {
-				continue
-			}
-			out, err := open(ctx, tx, plan, c.bind(plan))
-			if err != nil {
-				return fmt.Errorf("cycle %s: %w", c.ID, err)
-			}
-			moved++
-			if out != nil {
-				sends = append(sends, out)
-			}
-		}
-		return nil
+		sends, moved, err = open(ctx, tx, plans, cs)
+		return err
 	})
 	if err != nil {
 		return 0, err
@@ -221,8 +232,7 @@ func (s *Service) openAction(ctx context.Context, tx bun.IDB, plan *Plan, c *Cyc
 			return nil, saveCycleState(ctx, tx, c)
 		}
 	}
-	a := &Attempt{ID: billing.NewID(prefixAttempt), BusinessID: c.BusinessID, CycleID: c.ID, Status: AttemptPending,
-		Amount: inv.AmountDue(), Created: now, Updated: now}
+	a := newAttempt(c, inv, now)
 	last, err := lastAttempt(ctx, tx, c)
 	if err != nil {
 		return nil, err
@@ -244,21 +254,7 @@ func (s *Service) openAction(ctx context.Context, tx bun.IDB, plan *Plan, c *Cyc
 		}
 		a.AttemptNumber, a.ActionNumber, a.Type = last.AttemptNumber, last.ActionNumber+1, last.Type
 	} else {
-		a.AttemptNumber, a.ActionNumber = 1, 1
-		if last != nil {
-			a.AttemptNumber = last.AttemptNumber + 1
-		}
-		switch {
-		case forced:
-			a.Type = AttemptForced
-			c.ForcedAttemptCount++
-		case c.AttemptCount == 0:
-			a.Type = AttemptInitial
-			c.AttemptCount++
-		default:
-			a.Type = AttemptRetry
-			c.AttemptCount++
-		}
+		startAttempt(c, a, last, forced)
 	}
 	a.ProviderKey = attemptKey(c.ID, a.AttemptNumber, a.ActionNumber)
 	tok, err := s.nextToken(ctx, tx, plan, tried)
@@ -290,6 +286,34 @@ func (s *Service) openAction(ctx context.Context, tx bun.IDB, plan *Plan, c *Cyc
 		return nil, err
 	}
 	return outgoingFor(plan, c, inv, a), nil
+}
+
+// newAttempt is a new PENDING action of cycle c at now, for what its
+// invoice inv owes.
+func newAttempt(c *Cycle, inv *Invoice, now time.Time) *Attempt {
+	return &Attempt{ID: billing.NewID(prefixAttempt), BusinessID: c.BusinessID, CycleID: c.ID, Status: AttemptPending,
+		Amount: inv.AmountDue(), Created: now, Updated: now}
+}
+
+// startAttempt makes a the first action of cycle c's next attempt after
+// its last action last (nil: none yet), FORCED when forced, and counts it
+// on c.
+func startAttempt(c *Cycle, a *Attempt, last *Attempt, forced bool) {
+	a.AttemptNumber, a.ActionNumber = 1, 1
+	if last != nil {
+		a.AttemptNumber = last.AttemptNumber + 1
+	}
+	switch {
+	case forced:
+		a.Type = AttemptForced
+		c.ForcedAttemptCount++
+	case c.AttemptCount == 0:
+		a.Type = AttemptInitial
+		c.AttemptCount++
+	default:
+		a.Type = AttemptRetry
+		c.AttemptCount++
+	}
 }
 
 // outgoingOf returns the pending action a of plan's cycle c to send again.
@@ -325,35 +349,33 @@ func cycleInvoice(ctx context.Context, tx bun.IDB, c *Cycle) (*Invoice, error) {
 	return inv, nil
 }
 
-// sendAll sends the actions, chargeConcurrency at a time.
+// sendAll sends the actions through the payment service's ChargeBatch,
+// with their provider keys, and handles each answer (sent).
 func (s *Service) sendAll(ctx context.Context, biz *business.Business, now time.Time, sends []*outgoing) {
-	sem := make(chan struct{}, s.chargeConcurrency)
-	var wg sync.WaitGroup
-	for _, o := range sends {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			s.send(ctx, biz, now, o)
-		}()
+	if len(sends) == 0 {
+		return
 	}
-	wg.Wait()
+	ps := make([]payments.ChargeParams, len(sends))
+	for i, o := range sends {
+		a := o.attempt
+		ps[i] = payments.ChargeParams{PaymentTokenID: *a.PaymentTokenID, Amount: billing.Money{Amount: a.Amount, Currency: o.currency},
+			ReferenceID: o.reference, Description: &o.description, IdempotencyKey: a.ProviderKey}
+	}
+	prs, errs := s.payments.ChargeBatch(ctx, biz, now, ps)
+	for i, o := range sends {
+		s.sent(ctx, now, o.attempt, prs[i], errs[i])
+	}
 }
 
-// send charges one action (payments.Service.Charge with its provider key)
-// and handles what Settled does not see. A final outcome was settled in
+// sent handles what Settled does not see of the answer to action a: the
+// payment request pr or the error err. A final outcome was settled in
 // the payment's own transaction. An answer still pending (the provider
 // answers later, or did not answer) releases the lease: the callback or
 // the reconciler settles the payment, and Settled the cycle. A charge the
 // payment service refuses before asking the provider (the token was
 // cancelled meanwhile) fails the action. Any other error keeps the lease,
 // so SEND_CHARGE sends the action again when it runs out.
-func (s *Service) send(ctx context.Context, biz *business.Business, now time.Time, o *outgoing) {
-	a := o.attempt
-	pr, err := s.payments.Charge(ctx, biz, now, payments.ChargeParams{
-		PaymentTokenID: *a.PaymentTokenID, Amount: billing.Money{Amount: a.Amount, Currency: o.currency},
-		ReferenceID: o.reference, Description: &o.description, IdempotencyKey: a.ProviderKey,
-	})
+func (s *Service) sent(ctx context.Context, now time.Time, a *Attempt, pr *payments.PaymentRequest, err error) {
 	switch code := billing.CodeOf(err); {
 	case err == nil && pr.Final():
 		return

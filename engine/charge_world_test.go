@@ -56,6 +56,9 @@ func engineProcess(db *postgres.DB, batch int, seam func(context.Context, string
 		AfterProviderCallFunc: seam,
 		SettledFunc: func(ctx context.Context, tx bun.IDB, pr *payments.PaymentRequest, tok *payments.PaymentToken, now time.Time) error {
 			return eng.Settled(ctx, tx, pr, tok, now)
+		},
+		SettledBatchFunc: func(ctx context.Context, tx bun.IDB, prs []*payments.PaymentRequest, now time.Time) error {
+			return eng.SettledBatch(ctx, tx, prs, now)
 		}})
 	eng = New(Config{DB: db.Bun, Payments: pay, PublicBaseURL: "https://billing.test", BatchSize: batch})
 	return pay, eng

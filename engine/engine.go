@@ -57,14 +57,16 @@ type Config struct {
 	// which the pay-page links in notifications are made when
 	// PublicBaseURL is empty. Both empty: notifications carry no link.
 	DefaultBaseURL string
-	// ChargeConcurrency is how many provider calls one charging step makes
-	// at once (see docs/engine.md). Defaults to DefaultChargeConcurrency.
-	ChargeConcurrency int
 }
 
 // Service is the plan service.
 type Service struct {
 	db       *bun.DB
+	// oneByOne turns off charging in sets (charge_batch.go,
+	// settle_batch.go): every cycle goes through openAction and every
+	// settled payment through Settled. Only tests set it, to check that
+	// both paths write the same rows.
+	oneByOne bool
 	payments *payments.Service
 	baseURL  string
 	log      *slog.Logger
@@ -74,8 +76,6 @@ type Service struct {
 	notify     *notify.Service
 	// linkBase starts the pay-page links of notifications ("" for none).
 	linkBase string
-	// chargeConcurrency is Config.ChargeConcurrency.
-	chargeConcurrency int
 }
 
 // New returns a Service for cfg.
@@ -92,16 +92,13 @@ func New(cfg Config) *Service {
 	if cfg.Notify == nil {
 		cfg.Notify = notify.New(notify.Config{DB: cfg.DB, Logger: cfg.Logger})
 	}
-	if cfg.ChargeConcurrency <= 0 {
-		cfg.ChargeConcurrency = DefaultChargeConcurrency
-	}
 	linkBase := cfg.PublicBaseURL
 	if linkBase == "" {
 		linkBase = cfg.DefaultBaseURL
 	}
 	return &Service{db: cfg.DB, payments: cfg.Payments, baseURL: cfg.PublicBaseURL, log: cfg.Logger, batchSize: cfg.BatchSize,
 		dueWorkers: cfg.DueWorkers,
-		notify:     cfg.Notify, linkBase: strings.TrimSuffix(linkBase, "/"), chargeConcurrency: cfg.ChargeConcurrency}
+		notify:     cfg.Notify, linkBase: strings.TrimSuffix(linkBase, "/")}
 }
 
 // BaseURL returns the address AUTH links start with: PublicBaseURL, else

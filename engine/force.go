@@ -69,7 +69,7 @@ func (s *Service) ForceAttempt(ctx context.Context, biz *business.Business, now 
 		return nil, err
 	}
 	if out != nil {
-		s.send(ctx, biz, now, out)
+		s.sendAll(ctx, biz, now, []*outgoing{out})
 	}
 	return s.GetCycle(ctx, s.db, biz.ID, planID, id)
 }

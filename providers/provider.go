@@ -233,6 +233,18 @@ type Provider interface {
 	ParseCallback(cfg Config, in CallbackInput, now time.Time) (Notification, error)
 }
 
+// BatchCharger is implemented by providers that can charge many saved
+// tokens in one call (the sandbox, whose books are rows in the engine's
+// database: one transaction for the lot instead of one per charge). The
+// answer for reqs[i] is results[i] or errs[i], exactly what Charge(reqs[i])
+// would have answered: the same idempotency rules, outcomes and errors, and
+// no charge made for a request whose answer is an error Charge would have
+// made none for. The engine charges through ChargeBatch when a provider
+// has it and through Charge, concurrently, when it does not.
+type BatchCharger interface {
+	ChargeBatch(ctx context.Context, cfg Config, reqs []ChargeRequest) (results []Result, errs []error)
+}
+
 // Simulator is implemented by providers that can play the customer's part
 // in test mode (the sandbox): complete a REQUIRES_ACTION payment request
 // as if the customer paid amount. The outcome arrives by callback.
@@ -244,10 +256,11 @@ type Simulator interface {
 // the engine's database (the sandbox), delivered by the engine's own jobs
 // rather than over HTTP.
 type CallbackSource interface {
-	// DeliverDue hands every callback of the business due at or before
-	// upTo, in time order, to receive, and marks each delivered once
-	// receive returns nil. It returns how many were delivered.
-	DeliverDue(ctx context.Context, businessID string, upTo time.Time, receive func(context.Context, CallbackInput) error) (int, error)
+	// DeliverDue hands the callbacks of the business due at or before
+	// upTo to receive, in time order, in batches of at most max (one
+	// when max < 1), and marks a batch delivered once receive returns nil
+	// for it. It returns how many were delivered.
+	DeliverDue(ctx context.Context, businessID string, upTo time.Time, max int, receive func(context.Context, []CallbackInput) error) (int, error)
 	// DueBusinesses lists the businesses that have callbacks due by their
 	// own clocks.
 	DueBusinesses(ctx context.Context) ([]string, error)

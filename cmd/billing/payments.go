@@ -18,15 +18,18 @@ import (
 
 // newPayments builds the payment service with every provider adapter, at
 // the addresses configured. sandboxDue is called when the sandbox has
-// callbacks due at once (it enqueues their delivery); settled is called
-// when a payment request reaches a final state (the engine's Settled).
+// callbacks due at once (it enqueues their delivery); settled and
+// settledBatch are called when payment requests reach a final state (the
+// engine's Settled and SettledBatch).
 func newPayments(db *postgres.DB, cfg config, log *slog.Logger, sandboxDue func(ctx context.Context, businessID string),
-	settled func(context.Context, bun.IDB, *payments.PaymentRequest, *payments.PaymentToken, time.Time) error) *payments.Service {
+	settled func(context.Context, bun.IDB, *payments.PaymentRequest, *payments.PaymentToken, time.Time) error,
+	settledBatch func(context.Context, bun.IDB, []*payments.PaymentRequest, time.Time) error) *payments.Service {
 	return payments.New(payments.Config{
-		DB:            db.Bun,
-		Logger:        log.With("component", "payments"),
-		PublicBaseURL: cfg.PublicBaseURL,
-		SettledFunc:   settled,
+		DB:               db.Bun,
+		Logger:           log.With("component", "payments"),
+		PublicBaseURL:    cfg.PublicBaseURL,
+		SettledFunc:      settled,
+		SettledBatchFunc: settledBatch,
 		Providers: []providers.Provider{
 			sandbox.New(sandbox.Config{DB: db.Bun, DueFunc: sandboxDue}),
 			xendit.New(xendit.Config{BaseURL: cfg.XenditBaseURL}),

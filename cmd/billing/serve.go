@@ -83,6 +83,8 @@ func serve(ctx context.Context, cfg config, args []string, stdout, stderr io.Wri
 		}
 	}, func(ctx context.Context, tx bun.IDB, pr *payments.PaymentRequest, tok *payments.PaymentToken, now time.Time) error {
 		return engineService.Settled(ctx, tx, pr, tok, now)
+	}, func(ctx context.Context, tx bun.IDB, prs []*payments.PaymentRequest, now time.Time) error {
+		return engineService.SettledBatch(ctx, tx, prs, now)
 	})
 	webhookService, notifyService := newOutbound(db, cfg, log)
 	engineService = newEngine(db, cfg, log, paymentService, notifyService)

@@ -43,22 +43,7 @@ func rank(status string) int {
 // pr changed.
 func (s *Service) apply(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res providers.Result, now time.Time) (bool, error) {
 	now = truncate(now)
-	changed := false
-	if res.ProviderRef != "" {
-		switch {
-		case pr.ProviderRef == nil:
-			pr.ProviderRef, changed = &res.ProviderRef, true
-		case *pr.ProviderRef != res.ProviderRef:
-			s.log.Warn("provider answered with another id for a payment request; keeping the first",
-				"payment_request_id", pr.ID, "provider_ref", *pr.ProviderRef, "answered", res.ProviderRef)
-		}
-	}
-	if pr.PaymentLink && pr.ChannelCode == linkChannel && res.ChannelCode != "" {
-		pr.ChannelCode, changed = res.ChannelCode, true
-	}
-	if res.ExpiresAt != nil && (pr.ExpiresAt == nil || !pr.ExpiresAt.Equal(*res.ExpiresAt)) {
-		pr.ExpiresAt, changed = ptr(truncate(*res.ExpiresAt)), true
-	}
+	changed := s.noteAnswer(pr, res)
 	to := string(res.Status)
 	if rank(to) <= rank(pr.Status) {
 		if changed {
@@ -90,12 +75,7 @@ func (s *Service) apply(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res
 	default:
 		return false, fmt.Errorf("payment request %s: provider answered unknown status %q", pr.ID, to)
 	}
-	pr.Status = to
-	if pr.Final() {
-		pr.NextCheckAt = nil
-		pr.Actions = []providers.Action{}
-	}
-	pr.Updated = now
+	pr.moveTo(to, now)
 	if err := s.save(ctx, tx, pr); err != nil {
 		return false, err
 	}
@@ -105,6 +85,41 @@ func (s *Service) apply(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res
 		}
 	}
 	return true, nil
+}
+
+// noteAnswer records on pr what an answer res says besides its status:
+// the provider's id of the request (the first one given is kept), the
+// channel a payment link's provider chose, and a link's expiry. It
+// reports whether pr changed.
+func (s *Service) noteAnswer(pr *PaymentRequest, res providers.Result) bool {
+	changed := false
+	if res.ProviderRef != "" {
+		switch {
+		case pr.ProviderRef == nil:
+			pr.ProviderRef, changed = &res.ProviderRef, true
+		case *pr.ProviderRef != res.ProviderRef:
+			s.log.Warn("provider answered with another id for a payment request; keeping the first",
+				"payment_request_id", pr.ID, "provider_ref", *pr.ProviderRef, "answered", res.ProviderRef)
+		}
+	}
+	if pr.PaymentLink && pr.ChannelCode == linkChannel && res.ChannelCode != "" {
+		pr.ChannelCode, changed = res.ChannelCode, true
+	}
+	if res.ExpiresAt != nil && (pr.ExpiresAt == nil || !pr.ExpiresAt.Equal(*res.ExpiresAt)) {
+		pr.ExpiresAt, changed = ptr(truncate(*res.ExpiresAt)), true
+	}
+	return changed
+}
+
+// moveTo sets pr's status to at now; a final request is no longer
+// checked and has nothing left for the customer to do.
+func (pr *PaymentRequest) moveTo(status string, now time.Time) {
+	pr.Status = status
+	if pr.Final() {
+		pr.NextCheckAt = nil
+		pr.Actions = []providers.Action{}
+	}
+	pr.Updated = now
 }
 
 func (s *Service) save(ctx context.Context, tx bun.IDB, pr *PaymentRequest) error {
@@ -146,12 +161,10 @@ func (s *Service) succeed(ctx context.Context, tx bun.IDB, pr *PaymentRequest, r
 	if err != nil {
 		return nil, err
 	}
-	py.Status, py.FailureCode = StatusSucceeded, nil
-	py.CaptureID, py.CapturedAt = ptr(billing.NewID(prefixCapture)), &now
+	captured(pr, py, now)
 	if err := s.savePayment(ctx, tx, py); err != nil {
 		return nil, err
 	}
-	pr.LatestPaymentID, pr.FailureCode = &py.ID, nil
 	if _, err := outbox.Emit(ctx, tx, pr.BusinessID, outbox.PaymentCapture, now, newPaymentEvent(pr, py)); err != nil {
 		return nil, err
 	}
@@ -165,19 +178,14 @@ func (s *Service) succeed(ctx context.Context, tx bun.IDB, pr *PaymentRequest, r
 
 // fail records the failed payment of pr and emits payment.failure.
 func (s *Service) fail(ctx context.Context, tx bun.IDB, pr *PaymentRequest, res providers.Result, now time.Time) error {
-	code := res.FailureCode
-	if code == "" {
-		code = "PAYMENT_FAILED"
-	}
 	py, err := s.payment(ctx, tx, pr, res, now)
 	if err != nil {
 		return err
 	}
-	py.Status, py.FailureCode = StatusFailed, &code
+	declined(pr, py, res)
 	if err := s.savePayment(ctx, tx, py); err != nil {
 		return err
 	}
-	pr.LatestPaymentID, pr.FailureCode = &py.ID, &code
 	_, err = outbox.Emit(ctx, tx, pr.BusinessID, outbox.PaymentFailure, now, newPaymentEvent(pr, py))
 	return err
 }
@@ -188,17 +196,48 @@ func (s *Service) payment(ctx context.Context, tx bun.IDB, pr *PaymentRequest, r
 	err := tx.NewSelect().Model(py).Where("payment_request_id = ?", pr.ID).For("UPDATE").Scan(ctx)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		py = &Payment{ID: billing.NewID(billing.PrefixPayment), BusinessID: pr.BusinessID, PaymentRequestID: pr.ID,
-			CustomerID: pr.CustomerID, Currency: pr.Currency, Amount: pr.RequestAmount, ChannelCode: pr.ChannelCode, Created: now}
+		return newPayment(pr, res, now), nil
 	case err != nil:
 		return nil, fmt.Errorf("read payment: %w", err)
 	}
+	py.refresh(pr, res, now)
+	return py, nil
+}
+
+// newPayment is the first payment of pr, which the answer res settles at
+// now, not yet stored.
+func newPayment(pr *PaymentRequest, res providers.Result, now time.Time) *Payment {
+	py := &Payment{ID: billing.NewID(billing.PrefixPayment), BusinessID: pr.BusinessID, PaymentRequestID: pr.ID,
+		CustomerID: pr.CustomerID, Currency: pr.Currency, Amount: pr.RequestAmount, ChannelCode: pr.ChannelCode, Created: now}
+	py.refresh(pr, res, now)
+	return py
+}
+
+// refresh brings payment py of pr up to the answer res at now.
+func (py *Payment) refresh(pr *PaymentRequest, res providers.Result, now time.Time) {
 	py.PaymentTokenID = pr.PaymentTokenID
 	if res.PaymentRef != "" {
 		py.ProviderPaymentRef = &res.PaymentRef
 	}
 	py.Updated = now
-	return py, nil
+}
+
+// captured makes py the captured payment of pr, at now.
+func captured(pr *PaymentRequest, py *Payment, now time.Time) {
+	py.Status, py.FailureCode = StatusSucceeded, nil
+	py.CaptureID, py.CapturedAt = ptr(billing.NewID(prefixCapture)), &now
+	pr.LatestPaymentID, pr.FailureCode = &py.ID, nil
+}
+
+// declined makes py the failed payment of pr, with the failure code of
+// the answer res (PAYMENT_FAILED when it gives none).
+func declined(pr *PaymentRequest, py *Payment, res providers.Result) {
+	code := res.FailureCode
+	if code == "" {
+		code = "PAYMENT_FAILED"
+	}
+	py.Status, py.FailureCode = StatusFailed, &code
+	pr.LatestPaymentID, pr.FailureCode = &py.ID, &code
 }
 
 func (s *Service) savePayment(ctx context.Context, tx bun.IDB, py *Payment) error {

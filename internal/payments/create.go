@@ -151,6 +151,11 @@ func (s *Service) chargeTarget(ctx context.Context, tx bun.Tx, pr *PaymentReques
 	if err != nil {
 		return err
 	}
+	return target(pr, tok, customerID, channelGiven)
+}
+
+// target is chargeTarget with the token read.
+func target(pr *PaymentRequest, tok *PaymentToken, customerID *string, channelGiven bool) error {
 	var v billing.Validation
 	if customerID != nil && *customerID != "" && *customerID != tok.CustomerID {
 		v.Add("payment_token_id", "belongs to another customer than customer_id")
@@ -169,10 +174,7 @@ func (s *Service) chargeTarget(ctx context.Context, tx bun.Tx, pr *PaymentReques
 // insert stores a new payment request in SENDING, due for the reconciler
 // 15 minutes from now in case its answer is never recorded.
 func (s *Service) insert(ctx context.Context, tx bun.Tx, pr *PaymentRequest, now time.Time) error {
-	pr.Status = StatusSending
-	pr.Actions = []providers.Action{}
-	pr.NextCheckAt = ptr(nextCheck(now, 0))
-	pr.Created, pr.Updated = now, now
+	pr.sending(now)
 	_, err := tx.NewInsert().Model(pr).Exec(ctx)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -183,6 +185,14 @@ func (s *Service) insert(ctx context.Context, tx bun.Tx, pr *PaymentRequest, now
 		return fmt.Errorf("insert payment request: %w", err)
 	}
 	return nil
+}
+
+// sending makes pr a new request in SENDING at now.
+func (pr *PaymentRequest) sending(now time.Time) {
+	pr.Status = StatusSending
+	pr.Actions = []providers.Action{}
+	pr.NextCheckAt = ptr(nextCheck(now, 0))
+	pr.Created, pr.Updated = now, now
 }
 
 // ChargeParams asks for a charge of a saved token, as the engine charges
@@ -199,12 +209,8 @@ type ChargeParams struct {
 	IdempotencyKey string
 }
 
-// Charge creates a PAY payment request for p and asks the provider,
-// like Create; a repeat with the same key returns the request so far.
-// A request that is PENDING afterwards is settled later by callback or by
-// the reconciler. Charge returns the business's validation errors for a
-// token that is not ACTIVE or does not fit the amount's currency.
-func (s *Service) Charge(ctx context.Context, biz *business.Business, now time.Time, p ChargeParams) (*PaymentRequest, error) {
+// validate checks what a charge needs before any token is read.
+func (p *ChargeParams) validate() error {
 	var v billing.Validation
 	v.Check(p.IdempotencyKey != "" && len(p.IdempotencyKey) <= 255, "idempotency_key", "must be 1 to 255 characters")
 	if _, err := billing.NewMoney("amount", p.Amount.Amount, p.Amount.Currency); err != nil {
@@ -212,7 +218,34 @@ func (s *Service) Charge(ctx context.Context, biz *business.Business, now time.T
 	}
 	v.Check(p.Amount.Amount.Sign() > 0, "amount", "must be greater than 0")
 	checkText(&v, "reference_id", &p.ReferenceID, true, maxReference)
-	if err := v.Err(); err != nil {
+	return v.Err()
+}
+
+// sameAs reports whether found, the request stored under p's key, is the
+// charge p asks for (the same token and amount), so that p resumes it
+// rather than reusing its key for another charge.
+func (p *ChargeParams) sameAs(found *PaymentRequest) bool {
+	return found.PaymentTokenID != nil && *found.PaymentTokenID == p.PaymentTokenID && found.Amount().Equal(p.Amount)
+}
+
+// request is the new PAY request of business businessID that charges tok
+// for p, not yet stored; an error when tok cannot be charged for it.
+func (p *ChargeParams) request(businessID string, tok *PaymentToken) (*PaymentRequest, error) {
+	pr := &PaymentRequest{
+		ID: billing.NewID(billing.PrefixPaymentRequest), BusinessID: businessID, Type: TypePay, ReferenceID: p.ReferenceID,
+		Country: tok.Country, Currency: string(p.Amount.Currency), RequestAmount: p.Amount.Amount, CaptureMethod: captureMethodAutomatic,
+		Description: p.Description, ProviderKey: p.IdempotencyKey,
+	}
+	return pr, target(pr, tok, nil, false)
+}
+
+// Charge creates a PAY payment request for p and asks the provider,
+// like Create; a repeat with the same key returns the request so far.
+// A request that is PENDING afterwards is settled later by callback or by
+// the reconciler. Charge returns the business's validation errors for a
+// token that is not ACTIVE or does not fit the amount's currency.
+func (s *Service) Charge(ctx context.Context, biz *business.Business, now time.Time, p ChargeParams) (*PaymentRequest, error) {
+	if err := p.validate(); err != nil {
 		return nil, err
 	}
 	now = truncate(now)
@@ -222,7 +255,7 @@ func (s *Service) Charge(ctx context.Context, biz *business.Business, now time.T
 		found := new(PaymentRequest)
 		err := tx.NewSelect().Model(found).Where("business_id = ?", biz.ID).Where("provider_key = ?", p.IdempotencyKey).For("UPDATE").Scan(ctx)
 		if err == nil {
-			if found.PaymentTokenID == nil || *found.PaymentTokenID != p.PaymentTokenID || !found.Amount().Equal(p.Amount) {
+			if !p.sameAs(found) {
 				return errKeyReused
 			}
 			pr, existing = found, true
@@ -235,12 +268,7 @@ func (s *Service) Charge(ctx context.Context, biz *business.Business, now time.T
 		if err != nil {
 			return err
 		}
-		pr = &PaymentRequest{
-			ID: billing.NewID(billing.PrefixPaymentRequest), BusinessID: biz.ID, Type: TypePay, ReferenceID: p.ReferenceID,
-			Country: tok.Country, Currency: string(p.Amount.Currency), RequestAmount: p.Amount.Amount, CaptureMethod: captureMethodAutomatic,
-			Description: p.Description, ProviderKey: p.IdempotencyKey,
-		}
-		if err := s.chargeTarget(ctx, tx, pr, tok.ID, nil, false); err != nil {
+		if pr, err = p.request(biz.ID, tok); err != nil {
 			return err
 		}
 		return s.insert(ctx, tx, pr, now)

@@ -22,6 +22,12 @@ func (s *Service) GetToken(ctx context.Context, db bun.IDB, businessID, id strin
 	return getToken(ctx, db, businessID, id, false)
 }
 
+// Tokens returns those of the business's payment tokens ids that exist,
+// by id, with one query.
+func (s *Service) Tokens(ctx context.Context, db bun.IDB, businessID string, ids []string) (map[string]*PaymentToken, error) {
+	return tokensByID(ctx, db, businessID, ids)
+}
+
 func forbidden(format string, args ...any) error {
 	return billing.Errorf(billing.EFORBIDDEN, billing.ReasonForbidden, format, args...)
 }

@@ -51,6 +51,13 @@ type Config struct {
 	// The engine sets it to activate a plan when its Pay and Save succeeds.
 	// Nil: nothing is called.
 	SettledFunc func(ctx context.Context, tx bun.IDB, pr *PaymentRequest, tok *PaymentToken, now time.Time) error
+	// SettledBatchFunc, when set, is called instead of SettledFunc for the
+	// requests ChargeBatch settles together: in the one transaction that
+	// records them, after their requests, payments and events are written,
+	// with every request in it PAY, charged with a token, and brought from
+	// SENDING to SUCCEEDED or FAILED by the provider's answer. An error
+	// rolls the whole batch back. Nil: SettledFunc is called for each.
+	SettledBatchFunc func(ctx context.Context, tx bun.IDB, prs []*PaymentRequest, now time.Time) error
 	// AfterProviderCallFunc is a test seam: when set, it runs after a
 	// provider answered and before the answer is recorded; an error makes
 	// the service return at once, as if the process died there. Nil in

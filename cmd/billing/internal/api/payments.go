@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/payments"
@@ -109,13 +108,14 @@ func (s *Server) saveProviderSettings(ctx context.Context, r *request) (int, any
 
 // defaultPayments is the payment service of a Server configured without
 // one: the sandbox, and Xendit and WooshPay at their public addresses;
-// settled is its SettledFunc.
-func defaultPayments(cfg Config, settled func(context.Context, bun.IDB, *payments.PaymentRequest, *payments.PaymentToken, time.Time) error) *payments.Service {
+// the server's engine settles its payments (Server.settled, settledBatch).
+func defaultPayments(cfg Config, s *Server) *payments.Service {
 	var db *bun.DB
 	if cfg.DB != nil {
 		db = cfg.DB.Bun
 	}
-	return payments.New(payments.Config{DB: db, Clock: cfg.Clock, Logger: cfg.Logger, SettledFunc: settled, Providers: []providers.Provider{
-		sandbox.New(sandbox.Config{DB: db}), xendit.New(xendit.Config{}), wooshpay.New(wooshpay.Config{}),
-	}})
+	return payments.New(payments.Config{DB: db, Clock: cfg.Clock, Logger: cfg.Logger, SettledFunc: s.settled, SettledBatchFunc: s.settledBatch,
+		Providers: []providers.Provider{
+			sandbox.New(sandbox.Config{DB: db}), xendit.New(xendit.Config{}), wooshpay.New(wooshpay.Config{}),
+		}})
 }

@@ -47,6 +47,11 @@ func (s *Server) settled(ctx context.Context, tx bun.IDB, pr *payments.PaymentRe
 	return s.engine.Settled(ctx, tx, pr, tok, now)
 }
 
+// settledBatch is its SettledBatchFunc.
+func (s *Server) settledBatch(ctx context.Context, tx bun.IDB, prs []*payments.PaymentRequest, now time.Time) error {
+	return s.engine.SettledBatch(ctx, tx, prs, now)
+}
+
 // requestBase is the scheme and host r came to, for links back to the
 // engine when PUBLIC_BASE_URL is not set.
 func requestBase(r *http.Request) string {

@@ -123,7 +123,7 @@ func New(cfg Config) *Server {
 	}
 	s.payments, s.callbacks, s.engine = cfg.Payments, newCallbackCounter(cfg.Registry), cfg.Engine
 	if s.payments == nil {
-		s.payments = defaultPayments(cfg, s.settled)
+		s.payments = defaultPayments(cfg, s)
 	}
 	if s.engine == nil {
 		s.engine = defaultEngine(cfg, s.payments)
