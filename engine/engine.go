@@ -61,7 +61,7 @@ type Config struct {
 
 // Service is the plan service.
 type Service struct {
-	db       *bun.DB
+	db *bun.DB
 	// oneByOne turns off charging in sets (charge_batch.go,
 	// settle_batch.go): every cycle goes through openAction and every
 	// settled payment through Settled. Only tests set it, to check that
