@@ -13,8 +13,10 @@ import (
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/business"
 	"github.com/tagihan/billing/internal/outbox"
+	"github.com/tagihan/billing/internal/postgres"
 	"github.com/tagihan/billing/providers"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // CallbackOutcome says what a received callback did.
@@ -46,23 +48,6 @@ var (
 	ErrInvalidSignature = &billing.Error{Code: billing.EUNAUTHORIZED, Reason: "INVALID_SIGNATURE",
 		Message: "the Wooshpay-Signature header is missing, does not match the body, or is older than five minutes"}
 )
-
-// callbackRow is a row of provider_callbacks.
-type callbackRow struct {
-	bun.BaseModel `bun:"table:provider_callbacks"`
-
-	ID               int64     `bun:"id,pk,autoincrement"`
-	BusinessID       string    `bun:"business_id"`
-	Provider         string    `bun:"provider"`
-	DedupeKey        string    `bun:"dedupe_key"`
-	EventType        *string   `bun:"event_type"`
-	Body             []byte    `bun:"body"`
-	Outcome          string    `bun:"outcome"`
-	PaymentRequestID *string   `bun:"payment_request_id"`
-	ReceivedAt       time.Time `bun:"received_at"`
-	LastReceivedAt   time.Time `bun:"last_received_at"`
-	TimesReceived    int       `bun:"times_received"`
-}
 
 // ReceiveCallback verifies, stores and processes a callback that arrived
 // over HTTP from provider name (xendit or wooshpay), and returns what it
@@ -123,138 +108,355 @@ func (s *Service) callbackBusiness(ctx context.Context, name providers.Name, in 
 }
 
 // receive verifies a callback for businessID with its configuration, then
-// stores and processes it.
+// stores and processes it: receiveBatch of one. An UNPARSEABLE callback is
+// stored, and answered with an error saying why.
 func (s *Service) receive(ctx context.Context, name providers.Name, businessID string, in providers.CallbackInput) (CallbackOutcome, error) {
-	biz, now, err := s.businessNow(ctx, s.db, businessID)
+	got, err := s.receiveBatch(ctx, name, businessID, []providers.CallbackInput{in})
 	if err != nil {
 		return "", err
+	}
+	if got[0].outcome == OutcomeUnparseable {
+		return OutcomeUnparseable, billing.Invalid("body", "could not be read: "+got[0].parseErr.Error())
+	}
+	return got[0].outcome, nil
+}
+
+// inbound is a callback of a batch on its way in.
+type inbound struct {
+	n    providers.Notification
+	body []byte
+	// parseErr says why the body could not be read (ErrMalformed); such
+	// a callback is stored UNPARSEABLE.
+	parseErr error
+	// id is its row's, once stored; outcome is what it did.
+	id               int64
+	outcome          CallbackOutcome
+	paymentRequestID *string
+}
+
+// receiveBatch verifies callbacks for businessID with its configuration,
+// then stores and processes them, in order, in one transaction: each is
+// dealt with as receive deals with one, so that when receiveBatch returns
+// nil every outcome is committed, and when it returns an error (one
+// callback that cannot be verified, a failure of the database or of
+// SettledFunc) none is. A callback already received, before or earlier in
+// the batch, is a DUPLICATE and only counted. The transaction's statements
+// are one insert of the callbacks, one update counting the duplicates, one
+// select locking the payment requests they name (in id order), then apply's
+// for each request a callback changes (none for a request already in the
+// state the callback reports) and a select for each token notification,
+// and last one update of the new rows' outcomes.
+func (s *Service) receiveBatch(ctx context.Context, name providers.Name, businessID string, ins []providers.CallbackInput) ([]*inbound, error) {
+	biz, now, err := s.businessNow(ctx, s.db, businessID)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := s.config(ctx, s.db, biz)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	prov, err := s.provider(string(name))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	n, perr := prov.ParseCallback(cfg, in, s.clock.Now())
+	at := s.clock.Now()
+	cbs := make([]*inbound, len(ins))
+	for i, in := range ins {
+		if cbs[i], err = parseCallback(prov, cfg, in, at); err != nil {
+			return nil, err
+		}
+	}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		fresh, err := storeCallbacks(ctx, tx, biz.ID, name, cbs, truncate(at))
+		if err != nil {
+			return err
+		}
+		reqs, err := lockCallbackRequests(ctx, tx, biz.ID, name, fresh)
+		if err != nil {
+			return err
+		}
+		for _, cb := range fresh {
+			if cb.parseErr == nil {
+				if cb.outcome, cb.paymentRequestID, err = s.process(ctx, tx, biz, name, cb.n, now, reqs); err != nil {
+					return err
+				}
+			}
+		}
+		return recordOutcomes(ctx, tx, fresh)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cbs, nil
+}
+
+// parseCallback verifies and reads a callback with the business's
+// configuration (at is the system clock, for signature tolerances). One
+// that cannot be verified is an error (ErrInvalidCallbackToken or
+// ErrInvalidSignature); one whose body cannot be read comes back with
+// parseErr set. A callback without an id of the provider's is keyed by its
+// body's hash.
+func parseCallback(prov providers.Provider, cfg providers.Config, in providers.CallbackInput, at time.Time) (*inbound, error) {
+	n, err := prov.ParseCallback(cfg, in, at)
 	switch {
-	case errors.Is(perr, providers.ErrUnverified):
-		return "", unverified(name)
-	case perr != nil && !errors.Is(perr, providers.ErrMalformed):
-		return "", perr
+	case errors.Is(err, providers.ErrUnverified):
+		return nil, unverified(prov.Name())
+	case err != nil && !errors.Is(err, providers.ErrMalformed):
+		return nil, err
 	}
 	if n.DedupeKey == "" {
 		sum := sha256.Sum256(in.Body)
 		n.DedupeKey = "sha256:" + hex.EncodeToString(sum[:])
 	}
-	received := truncate(s.clock.Now())
-	rec := &callbackRow{BusinessID: biz.ID, Provider: string(name), DedupeKey: n.DedupeKey, Body: in.Body,
-		Outcome: string(OutcomeIgnored), ReceivedAt: received, LastReceivedAt: received, TimesReceived: 1}
-	if n.EventType != "" {
-		rec.EventType = &n.EventType
-	}
-	outcome := OutcomeUnparseable
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewInsert().Model(rec).On("CONFLICT (business_id, provider, dedupe_key) DO NOTHING").Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("store callback: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			outcome = OutcomeDuplicate
-			_, err := tx.NewUpdate().Model((*callbackRow)(nil)).
-				Set("times_received = times_received + 1, last_received_at = ?", received).
-				Where("business_id = ?", rec.BusinessID).Where("provider = ?", rec.Provider).Where("dedupe_key = ?", rec.DedupeKey).Exec(ctx)
-			return err
-		}
-		if perr == nil {
-			if outcome, rec.PaymentRequestID, err = s.process(ctx, tx, biz, name, n, now); err != nil {
-				return err
-			}
-		}
-		_, err = tx.NewUpdate().Model(rec).Set("outcome = ?", string(outcome)).Set("payment_request_id = ?", rec.PaymentRequestID).WherePK().Exec(ctx)
-		return err
-	})
+	cb := &inbound{n: n, body: in.Body, parseErr: err, outcome: OutcomeIgnored}
 	if err != nil {
-		return "", err
+		cb.outcome = OutcomeUnparseable
 	}
-	if perr != nil && outcome == OutcomeUnparseable {
-		return outcome, billing.Invalid("body", "could not be read: "+perr.Error())
+	return cb, nil
+}
+
+// insertCallbacksSQL stores the callbacks of a batch not received before,
+// from arrays bound as parameters, in the arrays' order, with the outcome
+// they have until processed; it returns the keys it stored.
+const insertCallbacksSQL = `INSERT INTO provider_callbacks (business_id, provider, dedupe_key, event_type, body, outcome, received_at,
+		last_received_at, times_received)
+	SELECT $1, $2, dedupe_key, event_type, body, outcome, $3, $3, 1
+	FROM unnest($4::text[], $5::text[], $6::bytea[], $7::text[]) WITH ORDINALITY AS c(dedupe_key, event_type, body, outcome, n)
+	ORDER BY n
+	ON CONFLICT (business_id, provider, dedupe_key) DO NOTHING
+	RETURNING id, dedupe_key`
+
+// countRepeatsSQL counts the repeats of callbacks received before: one
+// more receipt per key given.
+const countRepeatsSQL = `UPDATE provider_callbacks AS c
+	SET times_received = c.times_received + r.n, last_received_at = $3
+	FROM (SELECT dedupe_key, count(*) AS n FROM unnest($4::text[]) AS dedupe_key GROUP BY dedupe_key) AS r
+	WHERE c.business_id = $1 AND c.provider = $2 AND c.dedupe_key = r.dedupe_key`
+
+// storeCallbacks stores cbs received at received: the first of each key
+// not stored before as a new row, the others as one more receipt of their
+// key, with the outcome DUPLICATE. It returns the new ones, in order.
+func storeCallbacks(ctx context.Context, tx bun.Tx, businessID string, name providers.Name, cbs []*inbound, received time.Time) ([]*inbound, error) {
+	var firsts []*inbound
+	seen := make(map[string]bool, len(cbs))
+	for _, cb := range cbs {
+		if !seen[cb.n.DedupeKey] {
+			seen[cb.n.DedupeKey] = true
+			firsts = append(firsts, cb)
+		}
 	}
-	return outcome, nil
+	if err := insertCallbacks(ctx, tx, businessID, name, firsts, received); err != nil {
+		return nil, err
+	}
+	var fresh []*inbound
+	var repeats []string
+	for _, cb := range cbs {
+		if cb.id != 0 {
+			fresh = append(fresh, cb)
+			continue
+		}
+		cb.outcome = OutcomeDuplicate
+		repeats = append(repeats, cb.n.DedupeKey)
+	}
+	if len(repeats) > 0 {
+		if _, err := postgres.Exec(ctx, tx, countRepeatsSQL, businessID, string(name), received, repeats); err != nil {
+			return nil, fmt.Errorf("count %d repeated callbacks: %w", len(repeats), err)
+		}
+	}
+	return fresh, nil
+}
+
+// insertCallbacks stores those of cbs (of distinct keys) not received
+// before, and sets their ids.
+func insertCallbacks(ctx context.Context, tx bun.Tx, businessID string, name providers.Name, cbs []*inbound, received time.Time) error {
+	n := len(cbs)
+	keys, events, bodies, outcomes := make([]string, n), make([]*string, n), make([][]byte, n), make([]string, n)
+	byKey := make(map[string]*inbound, n)
+	for i, cb := range cbs {
+		keys[i], bodies[i], outcomes[i] = cb.n.DedupeKey, cb.body, string(cb.outcome)
+		if cb.n.EventType != "" {
+			events[i] = &cb.n.EventType
+		}
+		byKey[cb.n.DedupeKey] = cb
+	}
+	rows, err := tx.Tx.QueryContext(ctx, insertCallbacksSQL, businessID, string(name), received, keys, events, bodies, outcomes)
+	if err != nil {
+		return fmt.Errorf("store %d callbacks: %w", n, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var key string
+		if err := rows.Scan(&id, &key); err != nil {
+			return fmt.Errorf("store %d callbacks: %w", n, err)
+		}
+		byKey[key].id = id
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store %d callbacks: %w", n, err)
+	}
+	return nil
+}
+
+// recordOutcomesSQL writes callbacks' outcomes from arrays bound as
+// parameters.
+const recordOutcomesSQL = `UPDATE provider_callbacks AS c SET outcome = o.outcome, payment_request_id = o.payment_request_id
+	FROM unnest($1::bigint[], $2::text[], $3::text[]) AS o(id, outcome, payment_request_id)
+	WHERE c.id = o.id`
+
+// recordOutcomes writes the outcomes of new callbacks that processing
+// changed from the one they were stored with.
+func recordOutcomes(ctx context.Context, tx bun.Tx, cbs []*inbound) error {
+	var ids []int64
+	var outcomes []string
+	var requests []*string
+	for _, cb := range cbs {
+		if cb.parseErr == nil && (cb.outcome != OutcomeIgnored || cb.paymentRequestID != nil) {
+			ids, outcomes, requests = append(ids, cb.id), append(outcomes, string(cb.outcome)), append(requests, cb.paymentRequestID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := postgres.Exec(ctx, tx, recordOutcomesSQL, ids, outcomes, requests); err != nil {
+		return fmt.Errorf("record the outcomes of %d callbacks: %w", len(ids), err)
+	}
+	return nil
+}
+
+// callbackRequests are the payment requests a batch of callbacks names,
+// locked by the batch's transaction, by id and by provider_ref.
+type callbackRequests struct {
+	byID, byRef map[string]*PaymentRequest
+}
+
+// lockCallbackRequests locks the payment requests of the business and
+// provider that the payment notifications of cbs name, in id order: by the
+// engine's id echoed back, or else by the provider's id of the request.
+func lockCallbackRequests(ctx context.Context, tx bun.Tx, businessID string, name providers.Name, cbs []*inbound) (*callbackRequests, error) {
+	reqs := &callbackRequests{byID: map[string]*PaymentRequest{}, byRef: map[string]*PaymentRequest{}}
+	var ids, refs []string
+	for _, cb := range cbs {
+		switch {
+		case cb.parseErr != nil || cb.n.Kind != providers.NotifyPayment:
+		case billing.ValidID(billing.PrefixPaymentRequest, cb.n.Reference):
+			ids = append(ids, cb.n.Reference)
+		case cb.n.Result.ProviderRef != "":
+			refs = append(refs, cb.n.Result.ProviderRef)
+		}
+	}
+	if len(ids)+len(refs) == 0 {
+		return reqs, nil
+	}
+	var prs []*PaymentRequest
+	err := tx.NewSelect().Model(&prs).Where("business_id = ?", businessID).Where("provider = ?", string(name)).
+		Where("(id = ANY(?) OR provider_ref = ANY(?))", pgdialect.Array(ids), pgdialect.Array(refs)).OrderExpr("id").For("UPDATE").Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find the payment requests of %d callbacks: %w", len(cbs), err)
+	}
+	for _, pr := range prs {
+		reqs.add(pr)
+	}
+	return reqs, nil
+}
+
+// add makes pr findable by its id and its provider_ref (the first request
+// locked with a provider_ref keeps it).
+func (r *callbackRequests) add(pr *PaymentRequest) {
+	r.byID[pr.ID] = pr
+	if pr.ProviderRef != nil && r.byRef[*pr.ProviderRef] == nil {
+		r.byRef[*pr.ProviderRef] = pr
+	}
+}
+
+// find returns the locked payment request a payment notification is
+// about, or nil.
+func (r *callbackRequests) find(n providers.Notification) *PaymentRequest {
+	switch {
+	case billing.ValidID(billing.PrefixPaymentRequest, n.Reference):
+		return r.byID[n.Reference]
+	case n.Result.ProviderRef != "":
+		return r.byRef[n.Result.ProviderRef]
+	}
+	return nil
 }
 
 // process applies a verified notification in tx at now (the business
-// clock) and returns its outcome and the payment request it was about.
-func (s *Service) process(ctx context.Context, tx bun.IDB, biz *business.Business, name providers.Name, n providers.Notification, now time.Time) (CallbackOutcome, *string, error) {
+// clock) and returns its outcome and the payment request it was about. A
+// payment notification's request is one of reqs, which tx has locked;
+// applying an answer the request already has issues no statement.
+func (s *Service) process(ctx context.Context, tx bun.IDB, biz *business.Business, name providers.Name, n providers.Notification, now time.Time, reqs *callbackRequests) (CallbackOutcome, *string, error) {
 	switch n.Kind {
 	case providers.NotifyPayment:
-		pr := new(PaymentRequest)
-		q := tx.NewSelect().Model(pr).Where("business_id = ?", biz.ID).Where("provider = ?", string(name)).For("UPDATE")
-		switch {
-		case billing.ValidID(billing.PrefixPaymentRequest, n.Reference):
-			q = q.Where("id = ?", n.Reference)
-		case n.Result.ProviderRef != "":
-			q = q.Where("provider_ref = ?", n.Result.ProviderRef)
-		default:
+		pr := reqs.find(n)
+		if pr == nil {
 			return OutcomeUnmatched, nil, nil
-		}
-		err := q.Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			return OutcomeUnmatched, nil, nil
-		}
-		if err != nil {
-			return "", nil, fmt.Errorf("find the payment request of a callback: %w", err)
 		}
 		if _, err := s.apply(ctx, tx, pr, n.Result, now); err != nil {
 			return "", nil, err
 		}
+		reqs.add(pr) // the provider_ref apply may have recorded finds it for the callbacks after
 		return OutcomeProcessed, &pr.ID, nil
 	case providers.NotifyTokenActivated, providers.NotifyTokenExpired:
-		tok := new(PaymentToken)
-		err := tx.NewSelect().Model(tok).Where("business_id = ?", biz.ID).Where("provider = ?", string(name)).
-			Where("provider_token_ref = ?", n.TokenRef).For("UPDATE").Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			if n.Kind == providers.NotifyTokenActivated {
-				// The payment's capture saves the token; an activation that
-				// arrives first has nothing to add.
-				return OutcomeIgnored, nil, nil
-			}
-			return OutcomeUnmatched, nil, nil
-		}
-		if err != nil {
-			return "", nil, fmt.Errorf("find the token of a callback: %w", err)
-		}
-		if n.Kind == providers.NotifyTokenExpired && tok.Status == TokenActive {
-			tok.Status, tok.Updated = TokenExpired, truncate(now)
-			if _, err := tx.NewUpdate().Model(tok).Column("status", "updated").WherePK().Exec(ctx); err != nil {
-				return "", nil, fmt.Errorf("expire token: %w", err)
-			}
-			if _, err := outbox.Emit(ctx, tx, biz.ID, outbox.PaymentTokenExpiry, now, tok); err != nil {
-				return "", nil, err
-			}
-		}
-		return OutcomeProcessed, &tok.ConsentPaymentRequestID, nil
+		return s.processToken(ctx, tx, biz, name, n, now)
 	}
 	return OutcomeIgnored, nil, nil
 }
 
+// processToken applies a token notification in tx at now.
+func (s *Service) processToken(ctx context.Context, tx bun.IDB, biz *business.Business, name providers.Name, n providers.Notification, now time.Time) (CallbackOutcome, *string, error) {
+	tok := new(PaymentToken)
+	err := tx.NewSelect().Model(tok).Where("business_id = ?", biz.ID).Where("provider = ?", string(name)).
+		Where("provider_token_ref = ?", n.TokenRef).For("UPDATE").Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		if n.Kind == providers.NotifyTokenActivated {
+			// The payment's capture saves the token; an activation that
+			// arrives first has nothing to add.
+			return OutcomeIgnored, nil, nil
+		}
+		return OutcomeUnmatched, nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("find the token of a callback: %w", err)
+	}
+	if n.Kind == providers.NotifyTokenExpired && tok.Status == TokenActive {
+		tok.Status, tok.Updated = TokenExpired, truncate(now)
+		if _, err := tx.NewUpdate().Model(tok).Column("status", "updated").WherePK().Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("expire token: %w", err)
+		}
+		if _, err := outbox.Emit(ctx, tx, biz.ID, outbox.PaymentTokenExpiry, now, tok); err != nil {
+			return "", nil, err
+		}
+	}
+	return OutcomeProcessed, &tok.ConsentPaymentRequestID, nil
+}
+
+// sandboxBatch is how many sandbox callbacks are delivered and received
+// per transaction.
+const sandboxBatch = 500
+
 // DeliverSandboxCallbacks delivers the sandbox callbacks of a business due
-// at or before upTo (its clock), in time order, through the same
+// at or before upTo (its clock), in time order and in batches of
+// sandboxBatch, each received in one transaction through the same
 // processing as callbacks that arrive over HTTP, and returns how many it
-// delivered. A later clock advance can call it with each instant it passes.
+// delivered. An UNPARSEABLE callback is logged, not an error. A later
+// clock advance can call it with each instant it passes.
 func (s *Service) DeliverSandboxCallbacks(ctx context.Context, businessID string, upTo time.Time) (int, error) {
 	src, err := s.sandboxSource()
 	if err != nil {
 		return 0, err
 	}
-	return src.DeliverDue(ctx, businessID, upTo, func(ctx context.Context, in providers.CallbackInput) error {
-		outcome, err := s.receive(ctx, providers.Sandbox, businessID, in)
-		if outcome == OutcomeUnparseable {
-			s.log.Error("sandbox callback could not be read; stored", "business_id", businessID, "error", err)
-			return nil
+	return src.DeliverDue(ctx, businessID, upTo, sandboxBatch, func(ctx context.Context, ins []providers.CallbackInput) error {
+		cbs, err := s.receiveBatch(ctx, providers.Sandbox, businessID, ins)
+		if err != nil {
+			return err
 		}
-		return err
+		for _, cb := range cbs {
+			if cb.outcome == OutcomeUnparseable {
+				s.log.Error("sandbox callback could not be read; stored", "business_id", businessID, "error", cb.parseErr)
+			}
+		}
+		return nil
 	})
 }
 

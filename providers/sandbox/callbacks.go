@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tagihan/billing"
+	"github.com/tagihan/billing/internal/postgres"
 	"github.com/tagihan/billing/providers"
 	"github.com/uptrace/bun"
 )
@@ -61,15 +62,32 @@ const (
 	eventActivation = "payment_token.activation"
 )
 
-// schedule stores the callbacks of a settled payment, due at: the payment's
-// outcome, and for a linking that saved a token the token's activation.
-func (p *Provider) schedule(ctx context.Context, tx bun.Tx, pay *payment, at time.Time) error {
+// schedule stores the callbacks of settled payments, in one statement,
+// each payment's due when it settles (its SettlesAt).
+func schedule(ctx context.Context, tx bun.Tx, pays []*payment) error {
+	var cbs []*callback
+	for _, pay := range pays {
+		more, err := callbacksOf(pay)
+		if err != nil {
+			return err
+		}
+		cbs = append(cbs, more...)
+	}
+	if err := insertCallbacks(ctx, tx, cbs); err != nil {
+		return fmt.Errorf("sandbox: schedule %d callbacks: %w", len(cbs), err)
+	}
+	return nil
+}
+
+// callbacksOf returns the callbacks of a settled payment, due and dated
+// when it settles: the payment's outcome, and for a linking that saved a
+// token the token's activation.
+func callbacksOf(pay *payment) ([]*callback, error) {
+	at := *pay.SettlesAt
 	data := webhookData{
 		PaymentID: pay.PaymentRef, PaymentRequestID: pay.ID, ReferenceID: pay.Reference, Currency: pay.Currency,
 		RequestAmount: amountJSON(pay.Amount), ChannelCode: pay.ChannelCode, Status: *pay.Outcome, FailureCode: pay.FailureCode,
-	}
-	if pay.TokenID != nil {
-		data.PaymentTokenID = pay.TokenID
+		PaymentTokenID: pay.TokenID,
 	}
 	events := []webhook{{Event: eventCapture, Data: data}}
 	if *pay.Outcome != string(providers.StatusSucceeded) {
@@ -79,71 +97,108 @@ func (p *Provider) schedule(ctx context.Context, tx bun.Tx, pay *payment, at tim
 		tok.PaymentID, tok.Status, tok.FailureCode = nil, "ACTIVE", nil
 		events = append(events, webhook{Event: eventActivation, Data: tok})
 	}
-	for _, ev := range events {
+	cbs := make([]*callback, len(events))
+	for i, ev := range events {
 		ev.BusinessID = pay.BusinessID
 		ev.Created = billing.FormatTime(at)
 		body, err := json.Marshal(ev)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("sandbox: callback of payment %s: %w", pay.ID, err)
 		}
-		cb := &callback{BusinessID: pay.BusinessID, PaymentID: pay.ID, Event: ev.Event, DueAt: at, Body: body, Created: at}
-		if _, err := tx.NewInsert().Model(cb).Exec(ctx); err != nil {
-			return fmt.Errorf("sandbox: schedule callback: %w", err)
-		}
+		cbs[i] = &callback{BusinessID: pay.BusinessID, PaymentID: pay.ID, Event: ev.Event, DueAt: at, Body: body, Created: at}
 	}
-	return nil
+	return cbs, nil
+}
+
+// insertCallbacksSQL stores callbacks from arrays bound as parameters, in
+// the arrays' order, so that their ids follow it.
+const insertCallbacksSQL = `INSERT INTO sandbox_callbacks (business_id, payment_id, event, due_at, body, created)
+	SELECT business_id, payment_id, event, due_at, body, created
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::timestamptz[])
+		WITH ORDINALITY AS c(business_id, payment_id, event, due_at, body, created, n)
+	ORDER BY n`
+
+// insertCallbacks stores cbs in one statement, their ids in cbs' order.
+func insertCallbacks(ctx context.Context, tx bun.Tx, cbs []*callback) error {
+	n := len(cbs)
+	businesses, pays, events, dues, bodies, created := make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n),
+		make([][]byte, n), make([]time.Time, n)
+	for i, cb := range cbs {
+		businesses[i], pays[i], events[i], dues[i], bodies[i], created[i] = cb.BusinessID, cb.PaymentID, cb.Event, cb.DueAt, cb.Body, cb.Created
+	}
+	_, err := postgres.Exec(ctx, tx, insertCallbacksSQL, businesses, pays, events, dues, bodies, created)
+	return err
 }
 
 // webhookIDHeader carries a sandbox callback's id, its dedupe key.
 const webhookIDHeader = "Webhook-Id"
 
 // DeliverDue hands the business's callbacks due at or before upTo (its
-// clock) to receive, one at a time in order of due time, and marks each
-// delivered once receive returns nil. Delivery is at least once, as with a
+// clock) to receive in order of due time, in batches of at most size (one
+// when size < 1), each in a transaction of its own that marks the batch
+// delivered once receive returns nil. It carries on until nothing is due
+// and returns how many it delivered. Delivery is at least once, as with a
 // real provider: a callback whose receipt was committed but not marked is
 // delivered again, and receive must treat it as a repeat.
 //
-// One delivery of a business runs at a time: a call that finds the
-// business's next callback being delivered by another returns at once,
-// since that one carries on until nothing is due (waiting for it instead
-// would hold a connection per waiting call, and a charge at volume asks
-// for a delivery per payment).
-func (p *Provider) DeliverDue(ctx context.Context, businessID string, upTo time.Time, receive func(context.Context, providers.CallbackInput) error) (int, error) {
-	n := 0
+// One delivery of a business runs at a time: a batch is the business's
+// first due callbacks, locked with NOWAIT, so a call that finds any of them
+// being delivered by another returns at once, since that one carries on
+// until nothing is due (waiting for it instead would hold a connection per
+// waiting call, and a charge at volume asks for a delivery per payment).
+// Locking the whole batch so, rather than skipping rows another holds,
+// keeps every batch in time order.
+func (p *Provider) DeliverDue(ctx context.Context, businessID string, upTo time.Time, size int, receive func(context.Context, []providers.CallbackInput) error) (int, error) {
+	size = max(size, 1)
+	total := 0
 	for {
-		delivered := false
-		err := p.cfg.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			cb := new(callback)
-			err := tx.NewSelect().Model(cb).Where("business_id = ?", businessID).Where("delivered_at IS NULL").
-				Where("due_at <= ?", upTo).OrderExpr("due_at, id").Limit(1).For("UPDATE NOWAIT").Scan(ctx)
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
-				return errDelivering
-			}
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("sandbox: next callback: %w", err)
-			}
+		n, err := p.deliverBatch(ctx, businessID, upTo, size, receive)
+		total += n
+		if errors.Is(err, errDelivering) {
+			return total, nil
+		}
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}
+
+// deliverBatch delivers the business's next size callbacks due by upTo in
+// one transaction (see DeliverDue) and returns how many it delivered.
+func (p *Provider) deliverBatch(ctx context.Context, businessID string, upTo time.Time, size int, receive func(context.Context, []providers.CallbackInput) error) (int, error) {
+	var cbs []*callback
+	err := p.cfg.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		err := tx.NewSelect().Model(&cbs).Column("id", "body").Where("business_id = ?", businessID).Where("delivered_at IS NULL").
+			Where("due_at <= ?", upTo).OrderExpr("due_at, id").Limit(int64(size)).For("UPDATE NOWAIT").Scan(ctx)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			return errDelivering
+		}
+		if err != nil {
+			return fmt.Errorf("sandbox: due callbacks: %w", err)
+		}
+		if len(cbs) == 0 {
+			return nil
+		}
+		ins, ids := make([]providers.CallbackInput, len(cbs)), make([]int64, len(cbs))
+		for i, cb := range cbs {
 			h := http.Header{}
 			h.Set(webhookIDHeader, "sbxcb-"+strconv.FormatInt(cb.ID, 10))
 			h.Set("Content-Type", "application/json")
-			if err := receive(ctx, providers.CallbackInput{Header: h, Body: cb.Body}); err != nil {
-				return fmt.Errorf("sandbox: deliver callback %d: %w", cb.ID, err)
-			}
-			delivered = true
-			_, err = tx.NewUpdate().Model(cb).Set("delivered_at = ?", upTo).WherePK().Exec(ctx)
-			return err
-		})
-		if errors.Is(err, errDelivering) {
-			return n, nil
+			ins[i], ids[i] = providers.CallbackInput{Header: h, Body: cb.Body}, cb.ID
 		}
-		if err != nil || !delivered {
-			return n, err
+		if err := receive(ctx, ins); err != nil {
+			return fmt.Errorf("sandbox: deliver callbacks %d to %d: %w", ids[0], ids[len(ids)-1], err)
 		}
-		n++
+		if _, err := postgres.Exec(ctx, tx, `UPDATE sandbox_callbacks SET delivered_at = $1 WHERE id = ANY($2::bigint[])`, upTo, ids); err != nil {
+			return fmt.Errorf("sandbox: mark callbacks delivered: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
+	return len(cbs), nil
 }
 
 // errDelivering ends a delivery that found another at work.

@@ -16,6 +16,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -153,6 +154,13 @@ func requestHash(parts ...string) []byte {
 	return h.Sum(nil)
 }
 
+// sameRequest reports whether pay and other were asked for by the same
+// request (their request hashes match), as a repeat under one idempotency
+// key must be.
+func (pay *payment) sameRequest(other *payment) bool {
+	return bytes.Equal(pay.RequestHash, other.RequestHash)
+}
+
 var errKeyReused = providers.Invalid(providers.Sandbox, "IDEMPOTENCY_ERROR", "the idempotency key was used before for a different request")
 
 // insertOnce stores p unless a payment with its idempotency key exists,
@@ -170,7 +178,7 @@ func (p *Provider) insertOnce(ctx context.Context, tx bun.Tx, pay *payment) (*pa
 		Where("idempotency_key = ?", pay.IdempotencyKey).For("UPDATE").Scan(ctx); err != nil {
 		return nil, false, fmt.Errorf("sandbox: read payment: %w", err)
 	}
-	if string(stored.RequestHash) != string(pay.RequestHash) {
+	if !stored.sameRequest(pay) {
 		return nil, false, errKeyReused
 	}
 	return stored, false, nil
@@ -217,71 +225,9 @@ func (p *Provider) startCustomerPayment(ctx context.Context, businessID, key, ki
 	return stored.result(now), nil
 }
 
-// Charge charges a saved token. The outcome is decided once, when the key
-// is first seen (see chargeOutcome), and stored: repeating the call
-// returns it. With pending_then_succeed the charge answers PENDING and
-// settles PendingDelay later; with timeout_once the token's first charge
-// is made but answered with a timeout, as if the response were lost.
-func (p *Provider) Charge(ctx context.Context, cfg providers.Config, req providers.ChargeRequest) (providers.Result, error) {
-	var stored *payment
-	var timedOut, due bool
-	err := p.cfg.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		tok := new(token)
-		err := tx.NewSelect().Model(tok).Where("business_id = ?", req.BusinessID).Where("id = ?", req.TokenRef).For("UPDATE").Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			return providers.Declined(providers.Sandbox, "INVALID_TOKEN", "the payment token is unknown")
-		}
-		if err != nil {
-			return fmt.Errorf("sandbox: read token: %w", err)
-		}
-		pay := &payment{
-			ID: billing.NewID("sbxpr-"), BusinessID: req.BusinessID, IdempotencyKey: req.IdempotencyKey, Kind: kindCharge,
-			Reference:   req.Reference,
-			RequestHash: requestHash(kindCharge, req.Reference, req.Amount.Amount.String(), string(req.Amount.Currency), req.TokenRef),
-			Currency:    string(req.Amount.Currency), Amount: req.Amount.Amount, ChannelCode: tok.ChannelCode, Behavior: tok.Behavior,
-			TokenID: &tok.ID, Created: req.Now,
-		}
-		var inserted bool
-		stored, inserted, err = p.insertOnce(ctx, tx, pay)
-		if err != nil || !inserted {
-			return err
-		}
-		if tok.Canceled {
-			return providers.Declined(providers.Sandbox, "INVALID_TOKEN", "the payment token was cancelled")
-		}
-		if tok.Currency != string(req.Amount.Currency) {
-			return providers.Invalid(providers.Sandbox, "INVALID_VALUE_ERROR", "the payment token charges "+tok.Currency)
-		}
-		settles := req.Now
-		if tok.Behavior == behaviorPendingThenSucceed {
-			settles = req.Now.Add(p.cfg.PendingDelay)
-		}
-		code := chargeOutcome(tok.Behavior, req.Amount.Amount, req.Now)
-		if err := p.settle(ctx, tx, stored, code, settles); err != nil {
-			return err
-		}
-		due = !settles.After(req.Now)
-		if tok.Behavior == behaviorTimeoutOnce && !tok.TimeoutUsed {
-			timedOut = true
-			_, err = tx.NewUpdate().Model(tok).Set("timeout_used = true").WherePK().Exec(ctx)
-		}
-		return err
-	})
-	if err != nil {
-		return providers.Result{}, err
-	}
-	if due {
-		p.notify(ctx, req.BusinessID)
-	}
-	if timedOut {
-		return providers.Result{}, providers.Transient(providers.Sandbox, errors.New("sandbox: timeout_once: the charge was made but its answer is lost"))
-	}
-	return stored.result(req.Now), nil
-}
-
-// settle decides p's outcome (failure code, or "" for success) as of at,
-// and schedules its callbacks at that time.
-func (p *Provider) settle(ctx context.Context, tx bun.Tx, pay *payment, code string, at time.Time) error {
+// conclude decides pay's outcome (failure code, or "" for success) as of
+// at, and names the payment it made; nothing is stored.
+func (pay *payment) conclude(code string, at time.Time) {
 	outcome := string(providers.StatusSucceeded)
 	var failure *string
 	if code != "" {
@@ -290,10 +236,16 @@ func (p *Provider) settle(ctx context.Context, tx bun.Tx, pay *payment, code str
 	}
 	ref := billing.NewID("sbxpy-")
 	pay.Outcome, pay.FailureCode, pay.SettlesAt, pay.PaymentRef = &outcome, failure, &at, &ref
+}
+
+// settle decides a stored payment's outcome (failure code, or "" for
+// success) as of at, and stores it with its callbacks, due at that time.
+func (p *Provider) settle(ctx context.Context, tx bun.Tx, pay *payment, code string, at time.Time) error {
+	pay.conclude(code, at)
 	if _, err := tx.NewUpdate().Model(pay).Column("outcome", "failure_code", "settles_at", "payment_ref", "token_id").WherePK().Exec(ctx); err != nil {
 		return fmt.Errorf("sandbox: settle payment: %w", err)
 	}
-	return p.schedule(ctx, tx, pay, at)
+	return schedule(ctx, tx, []*payment{pay})
 }
 
 // GetPayment returns what the sandbox knows of the payment with the
