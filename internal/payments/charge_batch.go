@@ -2,11 +2,13 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/business"
 	"github.com/tagihan/billing/internal/outbox"
@@ -50,6 +52,12 @@ func (s *Service) ChargeBatch(ctx context.Context, biz *business.Business, now t
 		return prs, errs
 	}
 	toks, send, err := s.openCharges(ctx, biz.ID, now, ps, todo, prs, errs)
+	if isUniqueViolation(err) {
+		// Another caller stored one of the keys between our look-up and
+		// our insert: a second pass finds its request and resumes it, as
+		// Charge would.
+		toks, send, err = s.openCharges(ctx, biz.ID, now, ps, todo, prs, errs)
+	}
 	if err != nil {
 		for _, i := range todo {
 			prs[i], errs[i] = nil, err
@@ -124,6 +132,12 @@ func (s *Service) openCharges(ctx context.Context, businessID string, now time.T
 		return nil
 	})
 	return toks, send, err
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // tokensByID reads the business's tokens ids, by id (another business's
