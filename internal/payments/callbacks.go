@@ -348,9 +348,20 @@ func lockCallbackRequests(ctx context.Context, tx bun.Tx, businessID string, nam
 	if len(ids)+len(refs) == 0 {
 		return reqs, nil
 	}
+	// Each condition only when it has values: an OR with an empty side
+	// kept PostgreSQL from using the primary key, and the batch read the
+	// whole table.
 	var prs []*PaymentRequest
-	err := tx.NewSelect().Model(&prs).Where("business_id = ?", businessID).Where("provider = ?", string(name)).
-		Where("(id = ANY(?) OR provider_ref = ANY(?))", pgdialect.Array(ids), pgdialect.Array(refs)).OrderExpr("id").For("UPDATE").Scan(ctx)
+	q := tx.NewSelect().Model(&prs).Where("business_id = ?", businessID).Where("provider = ?", string(name))
+	switch {
+	case len(refs) == 0:
+		q = q.Where("id = ANY(?)", pgdialect.Array(ids))
+	case len(ids) == 0:
+		q = q.Where("provider_ref = ANY(?)", pgdialect.Array(refs))
+	default:
+		q = q.Where("(id = ANY(?) OR provider_ref = ANY(?))", pgdialect.Array(ids), pgdialect.Array(refs))
+	}
+	err := q.OrderExpr("id").For("UPDATE").Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find the payment requests of %d callbacks: %w", len(cbs), err)
 	}
