@@ -19,9 +19,8 @@ import (
 // moves each cycle on, and emits recurring.cycle.amount_fixed and
 // invoice.finalized or invoice.needs_review, each kind of row with one
 // statement. The year's invoice counter stays locked until the batch
-// commits, so batches of one business finalize one after the other (the
-// engine runs one business's due work in one worker by default; see
-// Config.DueWorkers).
+// commits, so batches of one business finalize one after the other when
+// several workers run its due work (Config.DueWorkers).
 func (s *Service) storeFixings(ctx context.Context, tx bun.IDB, businessID string, now time.Time, fs []*fixing) error {
 	invs := make([]*Invoice, len(fs))
 	cs := make([]*Cycle, len(fs))
