@@ -38,18 +38,14 @@ func (s *Service) openCharges(ctx context.Context, tx bun.Tx, plans map[string]*
 	if err != nil {
 		return nil, 0, err
 	}
-	moved := len(opened)
-	for _, c := range append(rest, alone...) {
-		out, err := s.openAction(ctx, tx, c.plan, c, now, false)
-		if err != nil {
-			return nil, 0, fmt.Errorf("cycle %s: %w", c.ID, err)
-		}
-		moved++
-		if out != nil {
-			sends = append(sends, out)
-		}
+	one := eachCycle(func(ctx context.Context, tx bun.Tx, plan *Plan, c *Cycle) (*outgoing, error) {
+		return s.openAction(ctx, tx, plan, c, now, false)
+	})
+	more, moved, err := one(ctx, tx, plans, append(rest, alone...))
+	if err != nil {
+		return nil, 0, err
 	}
-	return sends, moved, nil
+	return append(sends, more...), len(opened) + moved, nil
 }
 
 // openPlainCharges opens a new attempt for each cycle of cs (chargeable,
@@ -128,16 +124,12 @@ func lockInvoices(ctx context.Context, tx bun.IDB, businessID string, ids []stri
 }
 
 // invoicesBeingPaid returns which of the invoices ids have a payment or a
-// payment link under way at now: one whose payment request has not
-// reached a final state, or that was never recorded and is younger than
-// chargeLease (what openPayment and openLink look at, of either kind).
+// payment link under way at now (underWay, what openPayment and openLink
+// look at, of either kind).
 func invoicesBeingPaid(ctx context.Context, tx bun.IDB, ids []string, now time.Time) (map[string]bool, error) {
 	var busy []string
-	err := tx.NewSelect().TableExpr("invoice_payments AS ip").
-		Join("LEFT JOIN payment_requests AS pr ON pr.business_id = ip.business_id AND pr.provider_key = ip.provider_key").
+	err := underWay(tx.NewSelect().TableExpr("invoice_payments AS ip"), "ip", now).
 		ColumnExpr("DISTINCT ip.invoice_id").Where("ip.invoice_id IN (?)", bun.In(ids)).
-		Where("(pr.id IS NULL AND ip.created > ?) OR pr.status IN (?)", now.Add(-chargeLease),
-			bun.In([]string{payments.StatusSending, payments.StatusRequiresAction, payments.StatusPending})).
 		Scan(ctx, &busy)
 	if err != nil {
 		return nil, fmt.Errorf("read the payments under way of %d invoices: %w", len(ids), err)

@@ -166,15 +166,9 @@ func (w *chargeWorld) planBody(tokens ...string) map[string]any {
 // plan creates the plan of body at the world's time.
 func (w *chargeWorld) plan(body map[string]any) *Plan {
 	w.t.Helper()
-	raw, err := json.Marshal(body)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	cp, err := DecodePlan(raw)
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	cp := decodePlan(w.t, body)
 	var p *Plan
+	var err error
 	err = w.db.Bun.RunInTx(w.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		p, err = w.s.CreatePlan(ctx, tx, w.business(), w.now, cp, "https://billing.test")
 		return err

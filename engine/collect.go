@@ -95,11 +95,8 @@ func payable(ctx context.Context, tx bun.IDB, inv *Invoice, c *Cycle, kind strin
 // refusal before it, and the payment is abandoned), or nil.
 func openPayment(ctx context.Context, tx bun.IDB, inv *Invoice, kind string, now time.Time) (*invoicePayment, error) {
 	var rows []*invoicePayment
-	err := tx.NewSelect().Model(&rows).
-		Join("LEFT JOIN payment_requests AS pr ON pr.business_id = invoice_payment.business_id AND pr.provider_key = invoice_payment.provider_key").
+	err := underWay(tx.NewSelect().Model(&rows), "invoice_payment", now).
 		Where("invoice_payment.invoice_id = ?", inv.ID).Where("invoice_payment.kind = ?", kind).
-		Where("(pr.id IS NULL AND invoice_payment.created > ?) OR pr.status IN (?)", now.Add(-chargeLease),
-			bun.In([]string{payments.StatusSending, payments.StatusRequiresAction, payments.StatusPending})).
 		OrderExpr("invoice_payment.number DESC").Limit(1).Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the payments of invoice %s: %w", inv.ID, err)
@@ -108,6 +105,17 @@ func openPayment(ctx context.Context, tx bun.IDB, inv *Invoice, kind string, now
 		return nil, nil
 	}
 	return rows[0], nil
+}
+
+// underWay joins q, a query of invoice_payments aliased alias, to the
+// payment requests (as pr) and keeps the payments under way at now: those
+// whose request has not reached a final state, and those never recorded
+// that are younger than chargeLease (a request is recorded before its
+// provider is called, so one missing after that was never made).
+func underWay(q *bun.SelectQuery, alias string, now time.Time) *bun.SelectQuery {
+	return q.Join("LEFT JOIN payment_requests AS pr ON pr.business_id = "+alias+".business_id AND pr.provider_key = "+alias+".provider_key").
+		Where("(pr.id IS NULL AND "+alias+".created > ?) OR pr.status IN (?)", now.Add(-chargeLease),
+			bun.In([]string{payments.StatusSending, payments.StatusRequiresAction, payments.StatusPending}))
 }
 
 // linkHold is an open payment link of an invoice, which holds back other
@@ -143,12 +151,9 @@ func openLink(ctx context.Context, tx bun.IDB, inv *Invoice, now time.Time) (*li
 		Status    *string    `bun:"status"`
 		ExpiresAt *time.Time `bun:"expires_at"`
 	}
-	err := tx.NewSelect().TableExpr("invoice_payments AS ip").
-		Join("LEFT JOIN payment_requests AS pr ON pr.business_id = ip.business_id AND pr.provider_key = ip.provider_key").
+	err := underWay(tx.NewSelect().TableExpr("invoice_payments AS ip"), "ip", now).
 		ColumnExpr("ip.created, pr.id AS request_id, pr.status, pr.expires_at").
 		Where("ip.invoice_id = ?", inv.ID).Where("ip.kind = ?", invoiceLink).
-		Where("(pr.id IS NULL AND ip.created > ?) OR pr.status IN (?)", now.Add(-chargeLease),
-			bun.In([]string{payments.StatusSending, payments.StatusRequiresAction, payments.StatusPending})).
 		Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("read the payment links of invoice %s: %w", inv.ID, err)
@@ -393,7 +398,7 @@ func (s *Service) settleInvoicePayment(ctx context.Context, tx bun.IDB, pr *paym
 	if err != nil {
 		return err
 	}
-	if err := s.receive(ctx, tx, plan, inv, pr.RequestAmount, "payment request "+pr.ID, now); err != nil {
+	if err := s.receive(ctx, tx, plan, inv, pr.RequestAmount, requestSource(pr.ID), now); err != nil {
 		return err
 	}
 	if inv.Status != InvoiceStatusPaid {

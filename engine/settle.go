@@ -89,7 +89,7 @@ func (s *Service) actionSucceeded(ctx context.Context, tx bun.IDB, plan *Plan, c
 	if inv == nil {
 		return fmt.Errorf("cycle %s was charged without an invoice", c.ID)
 	}
-	if err := s.receive(ctx, tx, plan, inv, pr.RequestAmount, "payment request "+pr.ID, now); err != nil {
+	if err := s.receive(ctx, tx, plan, inv, pr.RequestAmount, requestSource(pr.ID), now); err != nil {
 		return err
 	}
 	switch {
@@ -318,10 +318,10 @@ func (s *Service) receive(ctx context.Context, tx bun.IDB, plan *Plan, inv *Invo
 	wasUncollectible := inv.Status == InvoiceStatusUncollectible
 	inv.AmountPaid, inv.Updated = inv.AmountPaid.Add(applied), now
 	if inv.AmountPaid.LessThan(inv.Total) {
-		return s.saveInvoicePayment(ctx, tx, inv, "part_paid", fmt.Sprintf("%s paid %s", source, billing.Money{Amount: applied, Currency: inv.Currency}), now)
+		return s.saveInvoicePayment(ctx, tx, inv, "part_paid", paidNote(source, billing.Money{Amount: applied, Currency: inv.Currency}), now)
 	}
 	inv.Status, inv.PaidAt = InvoiceStatusPaid, &now
-	if err := s.saveInvoicePayment(ctx, tx, inv, "paid", fmt.Sprintf("%s paid %s", source, billing.Money{Amount: applied, Currency: inv.Currency}), now); err != nil {
+	if err := s.saveInvoicePayment(ctx, tx, inv, "paid", paidNote(source, billing.Money{Amount: applied, Currency: inv.Currency}), now); err != nil {
 		return err
 	}
 	if err := loadDetails(ctx, tx, inv); err != nil {
@@ -334,6 +334,15 @@ func (s *Service) receive(ctx context.Context, tx bun.IDB, plan *Plan, inv *Invo
 		return nil
 	}
 	return s.reconsiderService(ctx, tx, plan, inv, now)
+}
+
+// requestSource names payment request id as what paid an invoice, in
+// audit notes and credit-note reasons.
+func requestSource(id string) string { return "payment request " + id }
+
+// paidNote is the audit note of a payment of amount by source.
+func paidNote(source string, amount billing.Money) string {
+	return fmt.Sprintf("%s paid %s", source, amount)
 }
 
 // saveInvoicePayment writes what charging changes on invoice inv (its

@@ -192,7 +192,7 @@ func (s *Service) settlePlain(ctx context.Context, tx bun.IDB, sts []*settlement
 		a.Status, a.FailureCode, a.PaymentRequestID, a.Updated = AttemptSucceeded, nil, &st.pr.ID, now
 		paid := billing.Money{Amount: st.pr.RequestAmount, Currency: inv.Currency}
 		inv.AmountPaid, inv.Status, inv.PaidAt, inv.Updated = inv.AmountPaid.Add(paid.Amount), InvoiceStatusPaid, &now, now
-		note := fmt.Sprintf("payment request %s paid %s", st.pr.ID, paid)
+		note := paidNote(requestSource(st.pr.ID), paid)
 		audits[i] = &AuditEntry{ID: billing.NewID(prefixInvoiceAudit), BusinessID: inv.BusinessID, InvoiceID: inv.ID, Action: "paid",
 			Actor: ActorEngine, Note: &note, Created: now}
 		c.Status, c.NextAction, c.NextActionAt, c.Updated = CycleStatusSucceeded, nil, nil, now

@@ -91,15 +91,9 @@ func (w *world) planBody() map[string]any {
 // payment method would: ACTIVE with cycle 1.
 func (w *world) plan(body map[string]any, activated time.Time) *Plan {
 	w.t.Helper()
-	raw, err := json.Marshal(body)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	cp, err := DecodePlan(raw)
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	cp := decodePlan(w.t, body)
 	var p *Plan
+	var err error
 	err = w.db.Bun.RunInTx(w.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if p, err = w.s.CreatePlan(ctx, tx, w.biz, activated, cp, "http://engine.test"); err != nil {
 			return err
@@ -271,4 +265,18 @@ func (w *world) checkInvariants() {
 	for _, b := range bad {
 		w.t.Errorf("invariant: %s", b)
 	}
+}
+
+// decodePlan decodes the plan creation body, as the API would.
+func decodePlan(t testing.TB, body map[string]any) CreatePlanParams {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := DecodePlan(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
 }

@@ -221,14 +221,7 @@ func (s *Service) callCharges(ctx context.Context, cfg providers.Config, now tim
 			errs[n] = fmt.Errorf("payment request %s: its token %s is gone", pr.ID, *pr.PaymentTokenID)
 			continue
 		}
-		description := ""
-		if pr.Description != nil {
-			description = *pr.Description
-		}
-		reqs[n] = providers.ChargeRequest{
-			BusinessID: pr.BusinessID, IdempotencyKey: pr.ProviderKey, Reference: pr.ID, TokenRef: tok.ProviderTokenRef,
-			Country: pr.Country, Amount: pr.Amount(), ChannelCode: pr.ChannelCode, Description: description, Metadata: pr.Metadata, Now: now,
-		}
+		reqs[n] = chargeRequest(pr, tok, now)
 		byProvider[pr.Provider] = append(byProvider[pr.Provider], n)
 	}
 	names := make([]string, 0, len(byProvider))
@@ -272,9 +265,9 @@ func (s *Service) callCharges(ctx context.Context, cfg providers.Config, now tim
 }
 
 // answer turns what the provider answered for pr into the result to
-// record, as send does: a decline or a refusal is a failed payment; a
-// call that got no answer (ok false) leaves pr SENDING for the
-// reconciler.
+// record: a decline or a refusal is a failed payment; a call that got no
+// answer, or failed before reaching the provider (ok false), leaves pr as
+// it is (SENDING) for the reconciler.
 func (s *Service) answer(pr *PaymentRequest, res providers.Result, err error) (providers.Result, bool) {
 	switch providers.KindOf(err) {
 	case "":

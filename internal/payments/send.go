@@ -36,26 +36,12 @@ func (s *Service) send(ctx context.Context, biz *business.Business, pr *PaymentR
 			return nil, herr
 		}
 	}
-	switch providers.KindOf(err) {
-	case "":
-	case providers.KindDeclined:
-		e, _ := providers.AsError(err)
-		res = providers.Result{Status: providers.StatusFailed, FailureCode: e.Code}
-	case providers.KindTransient:
-		s.log.Warn("payment provider did not answer; the request stays pending for the reconciler",
-			"payment_request_id", pr.ID, "provider", pr.Provider, "error", err.Error())
+	if e, ok := providers.AsError(err); ok && e.Kind == providers.KindInvalid && fromAPI {
+		return nil, s.discard(ctx, pr, e)
+	}
+	res, ok := s.answer(pr, res, err)
+	if !ok {
 		return s.get(ctx, s.db, pr.BusinessID, pr.ID, false)
-	case providers.KindInvalid:
-		e, _ := providers.AsError(err)
-		if fromAPI {
-			return nil, s.discard(ctx, pr, e)
-		}
-		s.log.Warn("payment provider refused a request", "payment_request_id", pr.ID, "provider", pr.Provider, "error", err.Error())
-		code := e.Code
-		if code == "" {
-			code = "PROVIDER_REJECTED"
-		}
-		res = providers.Result{Status: providers.StatusFailed, FailureCode: code}
 	}
 	return s.record(ctx, pr.BusinessID, pr.ID, res, now)
 }
@@ -74,10 +60,7 @@ func (s *Service) call(ctx context.Context, prov providers.Provider, cfg provide
 		if err != nil {
 			return providers.Result{}, err
 		}
-		return prov.Charge(ctx, cfg, providers.ChargeRequest{
-			BusinessID: pr.BusinessID, IdempotencyKey: pr.ProviderKey, Reference: pr.ID, TokenRef: tok.ProviderTokenRef,
-			Country: pr.Country, Amount: amount, ChannelCode: pr.ChannelCode, Description: description, Metadata: meta, Now: now,
-		})
+		return prov.Charge(ctx, cfg, chargeRequest(pr, tok, now))
 	}
 	c, err := customers.Get(ctx, s.db, pr.BusinessID, pr.CustomerID)
 	if err != nil {
@@ -105,6 +88,19 @@ func (s *Service) call(ctx context.Context, prov providers.Provider, cfg provide
 		SuccessReturnURL: stringProp(pr.ChannelProperties, "success_return_url"), FailureReturnURL: stringProp(pr.ChannelProperties, "failure_return_url"),
 		Description: description, Metadata: meta, Now: now,
 	})
+}
+
+// chargeRequest is the provider call that charges tok for pr, a PAY
+// request of a saved token.
+func chargeRequest(pr *PaymentRequest, tok *PaymentToken, now time.Time) providers.ChargeRequest {
+	description := ""
+	if pr.Description != nil {
+		description = *pr.Description
+	}
+	return providers.ChargeRequest{
+		BusinessID: pr.BusinessID, IdempotencyKey: pr.ProviderKey, Reference: pr.ID, TokenRef: tok.ProviderTokenRef,
+		Country: pr.Country, Amount: pr.Amount(), ChannelCode: pr.ChannelCode, Description: description, Metadata: pr.Metadata, Now: now,
+	}
 }
 
 // payer is what a provider may know of the customer.
