@@ -88,6 +88,12 @@ func (s *Service) LockDue(ctx context.Context, tx bun.IDB, b DueBatch) ([]*Cycle
 // of the earliest due cycle first, so that work runs in time order. It
 // returns how many cycles were moved on.
 func (s *Service) RunDueBusiness(ctx context.Context, businessID string, now time.Time) (int, error) {
+	return s.runDueBusiness(ctx, businessID, now, nil)
+}
+
+// runDueBusiness is RunDueBusiness, calling full (when not nil) once, the
+// first time a step moves a whole batch.
+func (s *Service) runDueBusiness(ctx context.Context, businessID string, now time.Time, full func(context.Context)) (int, error) {
 	biz, err := business.Get(ctx, s.db, businessID)
 	if err != nil {
 		return 0, err
@@ -127,6 +133,10 @@ func (s *Service) RunDueBusiness(ctx context.Context, businessID string, now tim
 		if n == 0 {
 			skip = append(skip, action)
 		}
+		if n >= s.batchSize && full != nil {
+			full(ctx)
+			full = nil
+		}
 	}
 }
 
@@ -142,7 +152,14 @@ const dueLockSpace = 0x64756573 // "dues"
 // adds one while work is due) then return at once instead of piling up
 // concurrent batches that would only contend for the same rows and
 // memory; the workers running share the work with SKIP LOCKED.
-func (s *Service) TryRunDueBusiness(ctx context.Context, businessID string, now time.Time) (int, bool, error) {
+//
+// A single trigger starts a single worker, however much is due. So that
+// the other DueWorkers-1 join in when there is more than one batch of
+// work, full, when not nil, is called once, the first time a step moves
+// a whole batch, with the number of workers that may still join: the
+// caller starts them (jobs inserts their triggers). A business with less
+// than a batch due never pays for them.
+func (s *Service) TryRunDueBusiness(ctx context.Context, businessID string, now time.Time, full func(ctx context.Context, more int)) (int, bool, error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return 0, false, fmt.Errorf("lock the due work of business %s: %w", businessID, err)
@@ -162,7 +179,11 @@ func (s *Service) TryRunDueBusiness(ctx context.Context, businessID string, now 
 				s.log.Warn("release the due-work lock; closing the connection releases it", "business_id", businessID, "error", err.Error())
 			}
 		}()
-		n, err := s.RunDueBusiness(ctx, businessID, now)
+		var onFull func(context.Context)
+		if full != nil && s.dueWorkers > 1 {
+			onFull = func(ctx context.Context) { full(ctx, s.dueWorkers-1) }
+		}
+		n, err := s.runDueBusiness(ctx, businessID, now, onFull)
 		return n, true, err
 	}
 	return 0, false, nil

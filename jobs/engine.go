@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,9 +71,16 @@ func (w *EngineScheduleWorker) Work(ctx context.Context, job *river.Job[EngineSc
 // one job per business and due time, however many of its cycles fall due
 // then (unique by its args, so the schedule runs that see one due time
 // insert it once).
+//
+// Helper is 0 for such a trigger. A trigger whose worker finds more than a
+// batch due inserts helpers 1, 2, … (one per other due-work slot of the
+// business, engine.Config.DueWorkers) with its own BusinessID and At, so
+// that the business's work is shared by that many workers at once instead
+// of one; a helper inserts none.
 type EngineDueArgs struct {
 	BusinessID string    `json:"business_id"`
 	At         time.Time `json:"at"`
+	Helper     int       `json:"helper,omitempty"`
 }
 
 // Kind names the job.
@@ -86,6 +94,7 @@ func (EngineDueArgs) Kind() string { return "engine_due" }
 type EngineDueWorker struct {
 	river.WorkerDefaults[EngineDueArgs]
 	deps Deps
+	log  *slog.Logger
 }
 
 // Timeout covers a large business's due work.
@@ -101,10 +110,29 @@ func (w *EngineDueWorker) Work(ctx context.Context, job *river.Job[EngineDueArgs
 	if biz.Sandbox() {
 		return nil
 	}
-	if _, _, err := w.deps.Engine.TryRunDueBusiness(ctx, biz.ID, w.deps.Clock.Now()); err != nil {
+	var helpers func(context.Context, int)
+	if job.Args.Helper == 0 {
+		helpers = func(ctx context.Context, n int) { w.insertHelpers(ctx, job.Args, n) }
+	}
+	if _, _, err := w.deps.Engine.TryRunDueBusiness(ctx, biz.ID, w.deps.Clock.Now(), helpers); err != nil {
 		return fmt.Errorf("run due work of business %s: %w", biz.ID, err)
 	}
 	return nil
+}
+
+// insertHelpers inserts helpers 1..n of trigger args. One that cannot be
+// inserted is logged, not an error: the work goes on with fewer workers,
+// and the next schedule run's trigger adds another.
+func (w *EngineDueWorker) insertHelpers(ctx context.Context, args EngineDueArgs, n int) {
+	params := make([]river.InsertManyParams, n)
+	for i := range params {
+		params[i] = river.InsertManyParams{Args: EngineDueArgs{BusinessID: args.BusinessID, At: args.At, Helper: i + 1},
+			InsertOpts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}}
+	}
+	if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertMany(ctx, params); err != nil {
+		w.log.Warn("insert the helpers of a business's due work; one worker goes on alone", "business_id", args.BusinessID,
+			"error", err.Error())
+	}
 }
 
 // wakeEngine inserts a trigger for the due work of live business id now,
@@ -119,14 +147,14 @@ func wakeEngine(ctx context.Context, client *river.Client[pgx.Tx], deps Deps, id
 
 // addEngine registers the engine's scheduling workers and its periodic
 // job when deps has an engine.
-func addEngine(workers *river.Workers, rc *river.Config, deps Deps) error {
+func addEngine(workers *river.Workers, rc *river.Config, deps Deps, log *slog.Logger) error {
 	if deps.Engine == nil {
 		return nil
 	}
 	if err := river.AddWorkerSafely(workers, &EngineScheduleWorker{deps: deps}); err != nil {
 		return err
 	}
-	if err := river.AddWorkerSafely(workers, &EngineDueWorker{deps: deps}); err != nil {
+	if err := river.AddWorkerSafely(workers, &EngineDueWorker{deps: deps, log: log}); err != nil {
 		return err
 	}
 	if rc != nil {

@@ -123,6 +123,91 @@ func TestEngineThreeProcesses(t *testing.T) {
 	t.Logf("engine_due jobs were worked by %d clients", len(workers))
 }
 
+// TestEngineDueHelpers: one trigger for a business with more than a batch
+// due inserts a helper trigger per other due-work slot (DueWorkers 3: two),
+// and the work is shared; a business with less than a batch due gets
+// none, and helpers insert no helpers. Every cycle's amount is fixed once either way.
+func TestEngineDueHelpers(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	now := time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)
+	clock := billing.NewSettableClock(now)
+	busy, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: t.Name() + " busy", Mode: business.ModeLive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: t.Name() + " quiet", Mode: business.ModeLive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedDueCycles(t, db, busy, now, 40)
+	seedDueCycles(t, db, quiet, now, 3)
+
+	eng := billingengine.New(billingengine.Config{DB: db.Bun, BatchSize: 4, DueWorkers: 3})
+	client, err := jobs.NewClient(db.Pool, jobs.Deps{DB: db.Bun, Clock: clock, Engine: eng}, jobs.Config{Work: true, TestOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := client.Stop(stopCtx); err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var left int
+		if err := db.Bun.NewSelect().Table("recurring_cycles").ColumnExpr("count(*)").Where("business_id IN (?, ?)", busy.ID, quiet.ID).
+			Where("amount_fixed_at IS NULL").Scan(ctx, &left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cycles still not fixed after 30s", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var got []struct {
+		BusinessID string `bun:"business_id"`
+		Helper     int    `bun:"helper"`
+		Triggers   int    `bun:"triggers"`
+	}
+	if err := db.Bun.NewRaw(`SELECT args->>'business_id' AS business_id, coalesce((args->>'helper')::int, 0) AS helper, count(*) AS triggers
+		FROM river_job WHERE kind = ? GROUP BY 1, 2 ORDER BY 1, 2`, jobs.EngineDueArgs{}.Kind()).Scan(ctx, &got); err != nil {
+		t.Fatal(err)
+	}
+	helpers, primaries := map[string][]int{}, map[string]int{}
+	for _, g := range got {
+		if g.Helper == 0 {
+			primaries[g.BusinessID] = g.Triggers
+			continue
+		}
+		helpers[g.BusinessID] = append(helpers[g.BusinessID], g.Helper)
+		if g.Triggers > primaries[g.BusinessID] {
+			t.Errorf("helper %d of business %s: %d triggers for %d primary triggers; helpers insert none", g.Helper, g.BusinessID,
+				g.Triggers, primaries[g.BusinessID])
+		}
+	}
+	if fmt.Sprint(helpers[busy.ID]) != "[1 2]" || len(helpers[quiet.ID]) != 0 {
+		t.Fatalf("helper triggers %v (rows %+v), want [1 2] for the business with 40 cycles due and none for the one with 3", helpers, got)
+	}
+	var invoices, fixed int
+	if err := db.Bun.NewRaw(`SELECT (SELECT count(*) FROM invoices WHERE business_id IN (?0, ?1)),
+		(SELECT count(*) FROM events WHERE business_id IN (?0, ?1) AND type = 'recurring.cycle.amount_fixed')`, busy.ID, quiet.ID).
+		Scan(ctx, &invoices, &fixed); err != nil {
+		t.Fatal(err)
+	}
+	if invoices != 43 || fixed != 43 {
+		t.Fatalf("%d invoices and %d amount_fixed events for 43 cycles", invoices, fixed)
+	}
+}
+
 // seedDueCycles creates count ACTIVE plans of business biz, each its own
 // customer's, with a kWh charge, two usage events, and cycle 1 due now
 // (fix_at an hour ago, charged tomorrow), as stored rows.

@@ -117,7 +117,7 @@ func NewClient(pool *pgxpool.Pool, deps Deps, cfg Config) (*river.Client[pgx.Tx]
 	if cfg.Work {
 		periodic = rc
 	}
-	if err := addEngine(workers, periodic, deps); err != nil {
+	if err := addEngine(workers, periodic, deps, cfg.Logger); err != nil {
 		return nil, err
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
