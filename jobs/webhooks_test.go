@@ -146,7 +146,7 @@ func sandboxWithEndpoints(t *testing.T, db *postgres.DB, svc *webhooks.Service, 
 	}
 	for _, u := range urls {
 		err := db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			_, err := svc.CreateEndpoint(ctx, tx, biz, *biz.SandboxNow, webhooks.CreateParams{URL: u, EnabledEvents: []string{"*"}})
+			_, err := svc.CreateEndpoint(ctx, tx, biz, webhooks.CreateParams{URL: u, EnabledEvents: []string{"*"}})
 			return err
 		})
 		if err != nil {

@@ -190,7 +190,7 @@ func TestSubscriptions(t *testing.T) {
 	err := w.db.Bun.RunInTx(w.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var p webhooks.PatchParams
 		p.Status.Set, p.Status.Value = true, webhooks.StatusDisabled
-		_, err := w.svc.UpdateEndpoint(ctx, tx, biz, off.ID, w.now(biz), p)
+		_, err := w.svc.UpdateEndpoint(ctx, tx, biz, off.ID, p)
 		return err
 	})
 	if err != nil {

@@ -113,13 +113,17 @@ var errTooManyEndpoints = &billing.Error{Code: billing.EFORBIDDEN, Reason: billi
 // CreateEndpoint stores a new ENABLED endpoint for biz and returns it with
 // its secret, which only this answer shows. It creates the business's
 // callback token too when it has none. The URL is checked against the
-// outbound-safety rules (see Guard).
-func (s *Service) CreateEndpoint(ctx context.Context, db bun.IDB, biz *business.Business, now time.Time, p CreateParams) (*Endpoint, error) {
+// outbound-safety rules (see Guard). The endpoint's creation time is the
+// business's clock read after lockForNewEndpoint.
+func (s *Service) CreateEndpoint(ctx context.Context, db bun.IDB, biz *business.Business, p CreateParams) (*Endpoint, error) {
 	url, err := s.validateCreate(ctx, biz, p)
 	if err != nil {
 		return nil, err
 	}
-	now = truncate(now)
+	now, err := s.lockForNewEndpoint(ctx, db, biz.ID)
+	if err != nil {
+		return nil, err
+	}
 	// The settings row is locked for the rest of the transaction, so that
 	// two concurrent creations count the endpoints one after the other.
 	if _, err := ensureSettings(ctx, db, biz.ID, now, true); err != nil {
@@ -141,6 +145,27 @@ func (s *Service) CreateEndpoint(ctx context.Context, db bun.IDB, biz *business.
 		return nil, fmt.Errorf("insert webhook endpoint: %w", err)
 	}
 	return e, nil
+}
+
+// lockForNewEndpoint makes an endpoint that db's transaction creates or
+// enables see every event inserted after it: events are queued for
+// dispatch only while their business has an ENABLED endpoint (the trigger
+// of migration 20261201000001), and an event transaction still under way
+// could otherwise miss an endpoint that counts it, by its time, as its
+// own. It locks the business's row FOR UPDATE, which waits for every
+// transaction that inserted events of the business (each holds the row FOR
+// KEY SHARE through the events' foreign key) and makes the ones that come
+// after wait for this one's commit; then it returns the business's clock,
+// read under the lock, as the endpoint's time: later than every event
+// committed before it. (A sandbox clock stands still: an event written at
+// the same instant by a transaction that committed first is not queued for
+// the endpoint, though its time equals the endpoint's.)
+func (s *Service) lockForNewEndpoint(ctx context.Context, db bun.IDB, businessID string) (time.Time, error) {
+	var sandboxNow *time.Time
+	if err := db.NewRaw("SELECT sandbox_now FROM businesses WHERE id = ? FOR UPDATE", businessID).Scan(ctx, &sandboxNow); err != nil {
+		return time.Time{}, fmt.Errorf("lock business %s for a webhook endpoint: %w", businessID, err)
+	}
+	return truncate(businessNow(sandboxNow, s.clock.Now())), nil
 }
 
 // GetEndpoint returns the business's endpoint id, or DATA_NOT_FOUND (also
@@ -180,18 +205,22 @@ func ListEndpoints(ctx context.Context, db bun.IDB, businessID string, page bill
 	return rows, more, nil
 }
 
-// UpdateEndpoint applies p to the business's endpoint id. Setting status
-// DISABLED cancels its pending deliveries; setting ENABLED again clears the
-// failure record, and the endpoint receives events from then on.
-func (s *Service) UpdateEndpoint(ctx context.Context, db bun.IDB, biz *business.Business, id string, now time.Time, p PatchParams) (*Endpoint, error) {
+// UpdateEndpoint applies p to the business's endpoint id, at the
+// business's clock read after lockForNewEndpoint. Setting status DISABLED
+// cancels its pending deliveries; setting ENABLED again clears the failure
+// record, and the endpoint receives events from then on.
+func (s *Service) UpdateEndpoint(ctx context.Context, db bun.IDB, biz *business.Business, id string, p PatchParams) (*Endpoint, error) {
 	if err := s.validatePatch(ctx, biz, &p); err != nil {
+		return nil, err
+	}
+	now, err := s.lockForNewEndpoint(ctx, db, biz.ID)
+	if err != nil {
 		return nil, err
 	}
 	e, err := getEndpoint(ctx, db, biz.ID, id, true)
 	if err != nil {
 		return nil, err
 	}
-	now = truncate(now)
 	if p.URL.Set {
 		e.URL = p.URL.Value
 	}

@@ -106,7 +106,7 @@ func (w *world) endpoint(biz *business.Business, url string, events ...string) *
 	var e *webhooks.Endpoint
 	err := w.db.Bun.RunInTx(w.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		e, err = w.svc.CreateEndpoint(ctx, tx, biz, w.now(biz), webhooks.CreateParams{URL: url, EnabledEvents: events})
+		e, err = w.svc.CreateEndpoint(ctx, tx, biz, webhooks.CreateParams{URL: url, EnabledEvents: events})
 		return err
 	})
 	if err != nil {

@@ -43,7 +43,7 @@ func (s *Server) createWebhookEndpoint(ctx context.Context, r *request) (int, an
 	if err != nil {
 		return 0, nil, err
 	}
-	e, err := s.webhooks.CreateEndpoint(ctx, r.db, r.business, r.now, p)
+	e, err := s.webhooks.CreateEndpoint(ctx, r.db, r.business, p)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -75,7 +75,7 @@ func (s *Server) patchWebhookEndpoint(ctx context.Context, r *request) (int, any
 	if err != nil {
 		return 0, nil, err
 	}
-	e, err := s.webhooks.UpdateEndpoint(ctx, r.db, r.business, r.PathValue("id"), r.now, p)
+	e, err := s.webhooks.UpdateEndpoint(ctx, r.db, r.business, r.PathValue("id"), p)
 	if err != nil {
 		return 0, nil, err
 	}

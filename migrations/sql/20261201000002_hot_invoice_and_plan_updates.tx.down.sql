@@ -1,0 +1,2 @@
+ALTER TABLE invoices RESET (fillfactor);
+ALTER TABLE recurring_plans RESET (fillfactor);
