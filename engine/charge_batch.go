@@ -142,11 +142,19 @@ func invoicesBeingPaid(ctx context.Context, tx bun.IDB, ids []string, now time.T
 }
 
 // lastAttempts returns the latest attempt row of each cycle of cs that
-// has one, by cycle id (lastAttempt for a batch).
+// has one, by cycle id (lastAttempt for a batch). Only cycles that count
+// an attempt are looked up: every attempt starts with startAttempt, which
+// counts it on its cycle in the transaction that writes it, so a cycle
+// counting none has no row (the common case, a cycle's first charge).
 func lastAttempts(ctx context.Context, tx bun.IDB, cs []*Cycle) (map[string]*Attempt, error) {
-	ids := make([]string, len(cs))
-	for i, c := range cs {
-		ids[i] = c.ID
+	var ids []string
+	for _, c := range cs {
+		if c.AttemptCount+c.ForcedAttemptCount > 0 {
+			ids = append(ids, c.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return map[string]*Attempt{}, nil
 	}
 	var rows []*Attempt
 	if err := tx.NewSelect().Model(&rows).DistinctOn("cycle_id").Where("cycle_id IN (?)", bun.In(ids)).

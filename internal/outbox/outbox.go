@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/tagihan/billing"
@@ -93,7 +94,7 @@ func New(businessID, eventType string, created time.Time, data any) (*Event, err
 	if !known[eventType] {
 		return nil, fmt.Errorf("emit %q: unknown event type", eventType)
 	}
-	raw, err := json.Marshal(data)
+	raw, err := encode(data)
 	if err != nil {
 		return nil, fmt.Errorf("emit %s: encode data: %w", eventType, err)
 	}
@@ -108,6 +109,19 @@ func New(businessID, eventType string, created time.Time, data any) (*Event, err
 		Created:    created.UTC().Truncate(time.Microsecond),
 		Data:       raw,
 	}, nil
+}
+
+// encode returns data's JSON. A json.Marshaler (the engine's documents) is
+// called directly: json.Marshal would copy and re-scan its whole output to
+// compact it, and the documents are built by json.Marshal already. The
+// database reads the text as jsonb, which rejects anything invalid.
+func encode(data any) ([]byte, error) {
+	if m, ok := data.(json.Marshaler); ok {
+		if v := reflect.ValueOf(data); v.Kind() != reflect.Pointer || !v.IsNil() {
+			return m.MarshalJSON()
+		}
+	}
+	return json.Marshal(data)
 }
 
 // EmitAll writes events built with New through db, in one statement: pass
