@@ -19,7 +19,7 @@ const DefaultBatchSize = 500
 
 // DefaultDueWorkers is how many workers run one business's due work at
 // once unless Config.DueWorkers says otherwise.
-const DefaultDueWorkers = 2
+const DefaultDueWorkers = 4
 
 // DueBatch asks a step to act on up to Limit of one business's cycles
 // whose next_action is Action and is due at Now (next_action_at <= Now).
