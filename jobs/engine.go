@@ -130,7 +130,7 @@ func (w *EngineDueWorker) insertHelpers(ctx context.Context, args EngineDueArgs,
 			InsertOpts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}}
 	}
 	if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertMany(ctx, params); err != nil {
-		w.log.Warn("insert the helpers of a business's due work; one worker goes on alone", "business_id", args.BusinessID,
+		w.log.Warn("insert the helpers of a business's due work; the worker goes on without them", "business_id", args.BusinessID,
 			"error", err.Error())
 	}
 }
