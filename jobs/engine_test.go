@@ -20,6 +20,7 @@ import (
 	"github.com/tagihan/billing/jobs"
 	"github.com/tagihan/billing/metering"
 	"github.com/tagihan/billing/plans"
+	"github.com/uptrace/bun"
 )
 
 // The engine package is imported as billingengine: webhooks_test.go names
@@ -74,21 +75,7 @@ func TestEngineThreeProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var left int
-		if err := db.Bun.NewSelect().Table("recurring_cycles").ColumnExpr("count(*)").Where("business_id = ?", biz.ID).
-			Where("amount_fixed_at IS NULL").Scan(ctx, &left); err != nil {
-			t.Fatal(err)
-		}
-		if left == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d cycles still not fixed after 30s", left)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFixed(t, db, biz)
 	var r struct {
 		Invoices int `bun:"invoices"`
 		Fixed    int `bun:"fixed"`
@@ -144,20 +131,7 @@ func TestEngineDueHelpers(t *testing.T) {
 	seedDueCycles(t, db, quiet, now, 3)
 
 	eng := billingengine.New(billingengine.Config{DB: db.Bun, BatchSize: 4, DueWorkers: 3})
-	client, err := jobs.NewClient(db.Pool, jobs.Deps{DB: db.Bun, Clock: clock, Engine: eng}, jobs.Config{Work: true, TestOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := client.Stop(stopCtx); err != nil {
-			t.Error(err)
-		}
-	}()
+	client := startClient(t, db, jobs.Deps{DB: db.Bun, Clock: clock, Engine: eng})
 	// One trigger each, as the wake listener inserts; the schedule's own
 	// come only once the client is elected leader, seconds later.
 	for _, biz := range []*business.Business{busy, quiet} {
@@ -165,21 +139,7 @@ func TestEngineDueHelpers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var left int
-		if err := db.Bun.NewSelect().Table("recurring_cycles").ColumnExpr("count(*)").Where("business_id IN (?, ?)", busy.ID, quiet.ID).
-			Where("amount_fixed_at IS NULL").Scan(ctx, &left); err != nil {
-			t.Fatal(err)
-		}
-		if left == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d cycles still not fixed after 30s", left)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFixed(t, db, busy, quiet)
 	var got []struct {
 		BusinessID string `bun:"business_id"`
 		Helper     int    `bun:"helper"`
@@ -213,6 +173,24 @@ func TestEngineDueHelpers(t *testing.T) {
 	if invoices != 43 || fixed != 43 {
 		t.Fatalf("%d invoices and %d amount_fixed events for 43 cycles", invoices, fixed)
 	}
+}
+
+// waitFixed waits until every cycle of the businesses has its amount
+// fixed.
+func waitFixed(t *testing.T, db *postgres.DB, bizs ...*business.Business) {
+	t.Helper()
+	ids := make([]string, len(bizs))
+	for i, b := range bizs {
+		ids[i] = b.ID
+	}
+	waitFor(t, 30*time.Second, "every cycle's amount fixed", func() bool {
+		n, err := db.Bun.NewSelect().Table("recurring_cycles").Where("business_id IN (?)", bun.In(ids)).
+			Where("amount_fixed_at IS NULL").Count(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
 }
 
 // seedDueCycles creates count ACTIVE plans of business biz, each its own

@@ -5,13 +5,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/business"
 	"github.com/tagihan/billing/internal/pgtest"
+	"github.com/tagihan/billing/internal/postgres"
 	"github.com/tagihan/billing/jobs"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// startClient starts a River client that works the jobs of deps on db, as
+// an engine process does, and stops it when the test ends.
+func startClient(t *testing.T, db *postgres.DB, deps jobs.Deps) *river.Client[pgx.Tx] {
+	t.Helper()
+	client, err := jobs.NewClient(db.Pool, deps, jobs.Config{Work: true, TestOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := client.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return client
+}
 
 // TestIdempotencyCleanupRunsPeriodically starts a real River client, as
 // billing serve does, and waits for its periodic job to delete the expired
@@ -36,20 +60,7 @@ func TestIdempotencyCleanupRunsPeriodically(t *testing.T) {
 	insert("expired-at-the-instant", now)
 	insert("still-live", now.Add(time.Microsecond))
 
-	client, err := jobs.NewClient(db.Pool, jobs.Deps{DB: db.Bun, Clock: clock}, jobs.Config{Work: true, TestOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := client.Stop(stopCtx); err != nil {
-			t.Error(err)
-		}
-	}()
+	startClient(t, db, jobs.Deps{DB: db.Bun, Clock: clock})
 
 	deadline := time.After(20 * time.Second)
 	for {
@@ -92,18 +103,7 @@ func TestUsagePartitionsAheadAtStart(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
 	clock := billing.NewSettableClock(time.Date(2035, 12, 31, 23, 59, 0, 0, time.UTC))
-	client, err := jobs.NewClient(db.Pool, jobs.Deps{DB: db.Bun, Clock: clock}, jobs.Config{Work: true, TestOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		_ = client.Stop(stopCtx)
-	}()
+	startClient(t, db, jobs.Deps{DB: db.Bun, Clock: clock})
 	deadline := time.Now().Add(20 * time.Second)
 	for _, name := range []string{"usage_events_2035_12", "usage_events_2036_01", "usage_events_2036_02"} {
 		for {
