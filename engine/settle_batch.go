@@ -173,6 +173,25 @@ func (st *settlement) isPlain(seen map[string]bool, now time.Time) bool {
 	return true
 }
 
+// attemptsToLoad gives each cycle of sts whose settled action is its only
+// attempt row that row, as saved, for its attempt details, and returns the
+// other cycles, whose rows loadAttempts reads. The action is the only row
+// when it is the first action of attempt 1 and the cycle counts one
+// attempt: every attempt is counted when it starts (startAttempt), and a
+// second action of it comes only after this one, still PENDING (isPlain),
+// has failed. That is a cycle's usual first charge.
+func attemptsToLoad(sts []*settlement) []*Cycle {
+	var rest []*Cycle
+	for _, st := range sts {
+		if st.c.AttemptCount+st.c.ForcedAttemptCount == 1 && st.a.AttemptNumber == 1 && st.a.ActionNumber == 1 {
+			st.c.attempts = []*Attempt{st.a}
+			continue
+		}
+		rest = append(rest, st.c)
+	}
+	return rest
+}
+
 // settlePlain settles the plain settlements sts as Settled would each:
 // the action SUCCEEDED, the invoice PAID (with its audit entry), the
 // cycle SUCCEEDED, the next cycle created and counted on its plan;
@@ -225,7 +244,7 @@ func (s *Service) settlePlain(ctx context.Context, tx bun.IDB, sts []*settlement
 	if err := loadDetails(ctx, tx, invs...); err != nil {
 		return err
 	}
-	if err := loadAttempts(ctx, tx, cycles...); err != nil {
+	if err := loadAttempts(ctx, tx, attemptsToLoad(sts)...); err != nil {
 		return err
 	}
 	events := make([]*outbox.Event, 0, 3*len(sts))
