@@ -128,8 +128,7 @@ type inbound struct {
 	// parseErr says why the body could not be read (ErrMalformed); such
 	// a callback is stored UNPARSEABLE.
 	parseErr error
-	// id is its row's, once stored; outcome is what it did.
-	id               int64
+	// outcome is what it did.
 	outcome          CallbackOutcome
 	paymentRequestID *string
 }
@@ -141,11 +140,12 @@ type inbound struct {
 // callback that cannot be verified, a failure of the database or of
 // SettledFunc) none is. A callback already received, before or earlier in
 // the batch, is a DUPLICATE and only counted. The transaction's statements
-// are one insert of the callbacks, one update counting the duplicates, one
-// select locking the payment requests they name (in id order), then apply's
-// for each request a callback changes (none for a request already in the
-// state the callback reports) and a select for each token notification,
-// and last one update of the new rows' outcomes.
+// are one select of the keys stored before, one select locking the payment
+// requests the new callbacks name (in id order), then apply's for each
+// request a callback changes (none for a request already in the state the
+// callback reports) and a select for each token notification, and last
+// one insert of the new callbacks with their outcomes and one update
+// counting the duplicates.
 func (s *Service) receiveBatch(ctx context.Context, name providers.Name, businessID string, ins []providers.CallbackInput) ([]*inbound, error) {
 	biz, now, err := s.businessNow(ctx, s.db, businessID)
 	if err != nil {
@@ -167,7 +167,7 @@ func (s *Service) receiveBatch(ctx context.Context, name providers.Name, busines
 		}
 	}
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		fresh, err := storeCallbacks(ctx, tx, biz.ID, name, cbs, truncate(at))
+		fresh, err := newCallbacks(ctx, tx, biz.ID, name, cbs)
 		if err != nil {
 			return err
 		}
@@ -182,7 +182,7 @@ func (s *Service) receiveBatch(ctx context.Context, name providers.Name, busines
 				}
 			}
 		}
-		return recordOutcomes(ctx, tx, fresh)
+		return storeCallbacks(ctx, tx, biz.ID, name, cbs, fresh, truncate(at))
 	})
 	if err != nil {
 		return nil, err
@@ -215,16 +215,46 @@ func parseCallback(prov providers.Provider, cfg providers.Config, in providers.C
 	return cb, nil
 }
 
-// insertCallbacksSQL stores the callbacks of a batch not received before,
-// from arrays bound as parameters, in the arrays' order, with the outcome
-// they have until processed; it returns the keys it stored.
-const insertCallbacksSQL = `INSERT INTO provider_callbacks (business_id, provider, dedupe_key, event_type, body, outcome, received_at,
-		last_received_at, times_received)
-	SELECT $1, $2, dedupe_key, event_type, body, outcome, $3, $3, 1
-	FROM unnest($4::text[], $5::text[], $6::bytea[], $7::text[]) WITH ORDINALITY AS c(dedupe_key, event_type, body, outcome, n)
+// newCallbacks returns the callbacks of cbs to process: the first of each
+// key not stored before. The others are DUPLICATEs, only counted by
+// storeCallbacks.
+func newCallbacks(ctx context.Context, tx bun.Tx, businessID string, name providers.Name, cbs []*inbound) ([]*inbound, error) {
+	keys := make([]string, len(cbs))
+	for i, cb := range cbs {
+		keys[i] = cb.n.DedupeKey
+	}
+	var stored []string
+	if err := tx.NewSelect().Table("provider_callbacks").Column("dedupe_key").Where("business_id = ?", businessID).
+		Where("provider = ?", string(name)).Where("dedupe_key = ANY(?)", pgdialect.Array(keys)).Scan(ctx, &stored); err != nil {
+		return nil, fmt.Errorf("look up %d callbacks: %w", len(cbs), err)
+	}
+	seen := make(map[string]bool, len(cbs))
+	for _, k := range stored {
+		seen[k] = true
+	}
+	var fresh []*inbound
+	for _, cb := range cbs {
+		if seen[cb.n.DedupeKey] {
+			cb.outcome = OutcomeDuplicate
+			continue
+		}
+		seen[cb.n.DedupeKey] = true
+		fresh = append(fresh, cb)
+	}
+	return fresh, nil
+}
+
+// insertCallbacksSQL stores the callbacks of a batch with their outcomes,
+// from arrays bound as parameters, in the arrays' order; it returns the
+// keys it stored (a key another transaction stored meanwhile is not).
+const insertCallbacksSQL = `INSERT INTO provider_callbacks (business_id, provider, dedupe_key, event_type, body, outcome, payment_request_id,
+		received_at, last_received_at, times_received)
+	SELECT $1, $2, dedupe_key, event_type, body, outcome, payment_request_id, $3, $3, 1
+	FROM unnest($4::text[], $5::text[], $6::bytea[], $7::text[], $8::text[]) WITH ORDINALITY
+		AS c(dedupe_key, event_type, body, outcome, payment_request_id, n)
 	ORDER BY n
 	ON CONFLICT (business_id, provider, dedupe_key) DO NOTHING
-	RETURNING id, dedupe_key`
+	RETURNING dedupe_key`
 
 // countRepeatsSQL counts the repeats of callbacks received before: one
 // more receipt per key given.
@@ -233,93 +263,55 @@ const countRepeatsSQL = `UPDATE provider_callbacks AS c
 	FROM (SELECT dedupe_key, count(*) AS n FROM unnest($4::text[]) AS dedupe_key GROUP BY dedupe_key) AS r
 	WHERE c.business_id = $1 AND c.provider = $2 AND c.dedupe_key = r.dedupe_key`
 
-// storeCallbacks stores cbs received at received: the first of each key
-// not stored before as a new row, the others as one more receipt of their
-// key, with the outcome DUPLICATE. It returns the new ones, in order.
-func storeCallbacks(ctx context.Context, tx bun.Tx, businessID string, name providers.Name, cbs []*inbound, received time.Time) ([]*inbound, error) {
-	var firsts []*inbound
-	seen := make(map[string]bool, len(cbs))
-	for _, cb := range cbs {
-		if !seen[cb.n.DedupeKey] {
-			seen[cb.n.DedupeKey] = true
-			firsts = append(firsts, cb)
-		}
-	}
-	if err := insertCallbacks(ctx, tx, businessID, name, firsts, received); err != nil {
-		return nil, err
-	}
-	var fresh []*inbound
-	var repeats []string
-	for _, cb := range cbs {
-		if cb.id != 0 {
-			fresh = append(fresh, cb)
-			continue
-		}
-		cb.outcome = OutcomeDuplicate
-		repeats = append(repeats, cb.n.DedupeKey)
-	}
-	if len(repeats) > 0 {
-		if _, err := postgres.Exec(ctx, tx, countRepeatsSQL, businessID, string(name), received, repeats); err != nil {
-			return nil, fmt.Errorf("count %d repeated callbacks: %w", len(repeats), err)
-		}
-	}
-	return fresh, nil
-}
-
-// insertCallbacks stores those of cbs (of distinct keys) not received
-// before, and sets their ids.
-func insertCallbacks(ctx context.Context, tx bun.Tx, businessID string, name providers.Name, cbs []*inbound, received time.Time) error {
-	n := len(cbs)
-	keys, events, bodies, outcomes := make([]string, n), make([]*string, n), make([][]byte, n), make([]string, n)
-	byKey := make(map[string]*inbound, n)
-	for i, cb := range cbs {
-		keys[i], bodies[i], outcomes[i] = cb.n.DedupeKey, cb.body, string(cb.outcome)
+// storeCallbacks stores, once processed, the callbacks fresh of cbs (see
+// newCallbacks), received at received, each written once with its
+// outcome, and counts the others as one more receipt of their key. A
+// fresh one that another transaction stored since newCallbacks looked
+// (the same callback delivered twice at once) becomes a DUPLICATE too:
+// its processing changed nothing the other's did not, as both were
+// applied under the lock of the payment request or token they name.
+func storeCallbacks(ctx context.Context, tx bun.Tx, businessID string, name providers.Name, cbs, fresh []*inbound, received time.Time) error {
+	n := len(fresh)
+	keys, events, bodies, outcomes, requests := make([]string, n), make([]*string, n), make([][]byte, n), make([]string, n), make([]*string, n)
+	for i, cb := range fresh {
+		keys[i], bodies[i], outcomes[i], requests[i] = cb.n.DedupeKey, cb.body, string(cb.outcome), cb.paymentRequestID
 		if cb.n.EventType != "" {
 			events[i] = &cb.n.EventType
 		}
-		byKey[cb.n.DedupeKey] = cb
 	}
-	rows, err := tx.Tx.QueryContext(ctx, insertCallbacksSQL, businessID, string(name), received, keys, events, bodies, outcomes)
-	if err != nil {
-		return fmt.Errorf("store %d callbacks: %w", n, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var key string
-		if err := rows.Scan(&id, &key); err != nil {
+	inserted := make(map[string]bool, n)
+	if n > 0 {
+		rows, err := tx.Tx.QueryContext(ctx, insertCallbacksSQL, businessID, string(name), received, keys, events, bodies, outcomes, requests)
+		if err != nil {
 			return fmt.Errorf("store %d callbacks: %w", n, err)
 		}
-		byKey[key].id = id
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store %d callbacks: %w", n, err)
-	}
-	return nil
-}
-
-// recordOutcomesSQL writes callbacks' outcomes from arrays bound as
-// parameters.
-const recordOutcomesSQL = `UPDATE provider_callbacks AS c SET outcome = o.outcome, payment_request_id = o.payment_request_id
-	FROM unnest($1::bigint[], $2::text[], $3::text[]) AS o(id, outcome, payment_request_id)
-	WHERE c.id = o.id`
-
-// recordOutcomes writes the outcomes of new callbacks that processing
-// changed from the one they were stored with.
-func recordOutcomes(ctx context.Context, tx bun.Tx, cbs []*inbound) error {
-	var ids []int64
-	var outcomes []string
-	var requests []*string
-	for _, cb := range cbs {
-		if cb.parseErr == nil && (cb.outcome != OutcomeIgnored || cb.paymentRequestID != nil) {
-			ids, outcomes, requests = append(ids, cb.id), append(outcomes, string(cb.outcome)), append(requests, cb.paymentRequestID)
+		defer rows.Close()
+		for rows.Next() {
+			var key string
+			if err := rows.Scan(&key); err != nil {
+				return fmt.Errorf("store %d callbacks: %w", n, err)
+			}
+			inserted[key] = true
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store %d callbacks: %w", n, err)
 		}
 	}
-	if len(ids) == 0 {
-		return nil
+	for _, cb := range fresh {
+		if !inserted[cb.n.DedupeKey] {
+			cb.outcome, cb.paymentRequestID = OutcomeDuplicate, nil
+		}
 	}
-	if _, err := postgres.Exec(ctx, tx, recordOutcomesSQL, ids, outcomes, requests); err != nil {
-		return fmt.Errorf("record the outcomes of %d callbacks: %w", len(ids), err)
+	var repeats []string
+	for _, cb := range cbs {
+		if cb.outcome == OutcomeDuplicate {
+			repeats = append(repeats, cb.n.DedupeKey)
+		}
+	}
+	if len(repeats) > 0 {
+		if _, err := postgres.Exec(ctx, tx, countRepeatsSQL, businessID, string(name), received, repeats); err != nil {
+			return fmt.Errorf("count %d repeated callbacks: %w", len(repeats), err)
+		}
 	}
 	return nil
 }

@@ -266,7 +266,8 @@ func (s *statements) AfterQuery(_ context.Context, e *bun.QueryEvent) {
 
 // TestFinalCallbacksWriteNothing: a batch of callbacks that only repeat
 // what their requests already are locks the requests in one statement
-// and applies them without another; its only writes are the callbacks'
+// and applies them without another; besides reads (the keys stored
+// before, the business, its settings) its only writes are the callbacks'
 // rows, in statements bun does not see (arrays bound as parameters).
 func TestFinalCallbacksWriteNothing(t *testing.T) {
 	var seen statements
@@ -295,7 +296,7 @@ func TestFinalCallbacksWriteNothing(t *testing.T) {
 		case strings.HasPrefix(q, "SELECT") && strings.Contains(q, `FROM "payment_requests"`):
 			requests++
 		case strings.HasPrefix(q, "SELECT") && (strings.Contains(q, `FROM "businesses"`) || strings.Contains(q, `FROM "provider_settings"`) ||
-			strings.Contains(q, `FROM "sandbox_callbacks"`)):
+			strings.Contains(q, `FROM "sandbox_callbacks"`) || strings.Contains(q, `FROM "provider_callbacks"`)):
 		default:
 			t.Errorf("statement %s", q)
 		}
@@ -343,5 +344,58 @@ func TestRepeatWithinBatch(t *testing.T) {
 		"payment.capture PROCESSED p1 2", "payment.capture PROCESSED p2 1"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("stored callbacks %v, want %v", got, want)
+	}
+}
+
+// TestSameCallbackAtOnce: one callback delivered eight times at once (a
+// provider retrying while the first delivery is still being processed),
+// about a failed payment it captures late: the payment is captured once,
+// one payment.capture is emitted, one delivery is PROCESSED and the others
+// DUPLICATE, and every receipt is counted on the one stored row.
+func TestSameCallbackAtOnce(t *testing.T) {
+	w := setup(t)
+	tok := w.linkToken(w.biz, nil, "l")
+	failed := w.mustCreate(w.biz, w.payBody(tok, "request_amount", 21110), "")
+	w.deliver(w.biz)
+	wantStatus(t, w.get(w.biz, failed.ID), "FAILED", "INSUFFICIENT_BALANCE")
+	captures := len(w.eventData(w.biz, "payment.capture"))
+	w.sandboxCallback(failed.ID, "payment.capture", "SUCCEEDED", "")
+	var body []byte
+	if err := w.db.Bun.NewRaw("SELECT body FROM sandbox_callbacks WHERE business_id = ? ORDER BY id DESC LIMIT 1", w.biz.ID).Scan(w.ctx, &body); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set("Webhook-Id", "burst-1")
+	const n = 8
+	outcomes := make([]payments.CallbackOutcome, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outcomes[i], errs[i] = w.svc.ReceiveSandboxCallbackForTest(w.ctx, w.biz.ID, h, body)
+		}()
+	}
+	wg.Wait()
+	count := map[payments.CallbackOutcome]int{}
+	for i := range outcomes {
+		if errs[i] != nil {
+			t.Fatalf("delivery %d: %v", i, errs[i])
+		}
+		count[outcomes[i]]++
+	}
+	if count[payments.OutcomeProcessed] != 1 || count[payments.OutcomeDuplicate] != n-1 {
+		t.Fatalf("outcomes %v, want one PROCESSED and %d DUPLICATE", count, n-1)
+	}
+	wantStatus(t, w.get(w.biz, failed.ID), "SUCCEEDED", "")
+	if got := w.count("SELECT count(*) FROM payments WHERE payment_request_id = ? AND status = 'SUCCEEDED'", failed.ID); got != 1 {
+		t.Fatalf("%d captured payments, want 1", got)
+	}
+	if got := len(w.eventData(w.biz, "payment.capture")); got != captures+1 {
+		t.Fatalf("%d payment.capture events, want %d", got, captures+1)
+	}
+	if got := w.count("SELECT times_received FROM provider_callbacks WHERE business_id = ? AND dedupe_key = 'burst-1' AND outcome = 'PROCESSED'", w.biz.ID); got != n {
+		t.Fatalf("times_received %d on the PROCESSED row, want %d", got, n)
 	}
 }
