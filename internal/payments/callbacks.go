@@ -271,31 +271,9 @@ const countRepeatsSQL = `UPDATE provider_callbacks AS c
 // its processing changed nothing the other's did not, as both were
 // applied under the lock of the payment request or token they name.
 func storeCallbacks(ctx context.Context, tx bun.Tx, businessID string, name providers.Name, cbs, fresh []*inbound, received time.Time) error {
-	n := len(fresh)
-	keys, events, bodies, outcomes, requests := make([]string, n), make([]*string, n), make([][]byte, n), make([]string, n), make([]*string, n)
-	for i, cb := range fresh {
-		keys[i], bodies[i], outcomes[i], requests[i] = cb.n.DedupeKey, cb.body, string(cb.outcome), cb.paymentRequestID
-		if cb.n.EventType != "" {
-			events[i] = &cb.n.EventType
-		}
-	}
-	inserted := make(map[string]bool, n)
-	if n > 0 {
-		rows, err := tx.Tx.QueryContext(ctx, insertCallbacksSQL, businessID, string(name), received, keys, events, bodies, outcomes, requests)
-		if err != nil {
-			return fmt.Errorf("store %d callbacks: %w", n, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var key string
-			if err := rows.Scan(&key); err != nil {
-				return fmt.Errorf("store %d callbacks: %w", n, err)
-			}
-			inserted[key] = true
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("store %d callbacks: %w", n, err)
-		}
+	inserted, err := insertCallbacks(ctx, tx, businessID, name, fresh, received)
+	if err != nil {
+		return err
 	}
 	for _, cb := range fresh {
 		if !inserted[cb.n.DedupeKey] {
@@ -314,6 +292,39 @@ func storeCallbacks(ctx context.Context, tx bun.Tx, businessID string, name prov
 		}
 	}
 	return nil
+}
+
+// insertCallbacks writes cbs (of distinct keys) with their outcomes and
+// returns the keys it stored.
+func insertCallbacks(ctx context.Context, tx bun.Tx, businessID string, name providers.Name, cbs []*inbound, received time.Time) (map[string]bool, error) {
+	n := len(cbs)
+	inserted := make(map[string]bool, n)
+	if n == 0 {
+		return inserted, nil
+	}
+	keys, events, bodies, outcomes, requests := make([]string, n), make([]*string, n), make([][]byte, n), make([]string, n), make([]*string, n)
+	for i, cb := range cbs {
+		keys[i], bodies[i], outcomes[i], requests[i] = cb.n.DedupeKey, cb.body, string(cb.outcome), cb.paymentRequestID
+		if cb.n.EventType != "" {
+			events[i] = &cb.n.EventType
+		}
+	}
+	rows, err := tx.Tx.QueryContext(ctx, insertCallbacksSQL, businessID, string(name), received, keys, events, bodies, outcomes, requests)
+	if err != nil {
+		return nil, fmt.Errorf("store %d callbacks: %w", n, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		if err := rows.Scan(&key); err != nil {
+			return nil, fmt.Errorf("store %d callbacks: %w", n, err)
+		}
+		inserted[key] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store %d callbacks: %w", n, err)
+	}
+	return inserted, nil
 }
 
 // callbackRequests are the payment requests a batch of callbacks names,
