@@ -242,13 +242,11 @@ func timeFixEngine(ctx context.Context, w *fixWorld) (time.Duration, fixResult, 
 	}
 	time.Sleep(time.Until(deadline))
 	cpu0 := eng.cpuTime()
-	// Done when no cycle is due to be fixed at the deadline (an index
-	// range read, so that polling takes little from the engine).
+	// Done when no cycle is due to be fixed at the deadline (anyDue).
 	var done time.Time
 	for {
-		var left bool
-		if err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM recurring_cycles WHERE next_action_at <= $2 AND next_action = 'FIX_AMOUNT'
-			AND business_id = $1)`, w.businessID, deadline).Scan(&left); err != nil {
+		left, err := anyDue(ctx, db, w.businessID, deadline, "FIX_AMOUNT")
+		if err != nil {
 			return 0, fixResult{}, "", err
 		}
 		if !left {

@@ -249,6 +249,35 @@ func (e *engine) cpuTime() time.Duration {
 	return time.Duration(ticks) * time.Second / clockTicks
 }
 
+// machineBusy returns the CPU time the whole machine has spent busy (not
+// idle or waiting for I/O) since boot, from /proc/stat; zero when unknown.
+// Every process counts — the engine, PostgreSQL, the benchmark itself —
+// so that the difference over a run, divided by the work done, is the
+// cost of one unit of work on this machine, which varies much less from
+// run to run than the throughput does.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for i, f := range fields[1:9] { // user nice system idle iowait irq softirq steal
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0
+		}
+		if i != 3 && i != 4 {
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
 // clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on Linux.
 const clockTicks = 100
 
