@@ -250,7 +250,8 @@ func (e *engine) cpuTime() time.Duration {
 }
 
 // machineBusy returns the CPU time the whole machine has spent busy (not
-// idle or waiting for I/O) since boot, from /proc/stat; zero when unknown.
+// idle, waiting for I/O or stolen by the hypervisor) since boot, from
+// /proc/stat; zero when unknown.
 // Every process counts — the engine, PostgreSQL, the benchmark itself —
 // so that the difference over a run, divided by the work done, is the
 // cost of one unit of work on this machine, which varies much less from
@@ -266,14 +267,12 @@ func machineBusy() time.Duration {
 		return 0
 	}
 	var ticks int64
-	for i, f := range fields[1:9] { // user nice system idle iowait irq softirq steal
-		n, err := strconv.ParseInt(f, 10, 64)
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system (idle iowait) irq softirq (steal)
+		n, err := strconv.ParseInt(fields[i], 10, 64)
 		if err != nil {
 			return 0
 		}
-		if i != 3 && i != 4 {
-			ticks += n
-		}
+		ticks += n
 	}
 	return time.Duration(ticks) * time.Second / clockTicks
 }
