@@ -75,3 +75,30 @@ func TestUpDownStatus(t *testing.T) {
 		t.Fatalf("after Up: %d pending, %v", n, err)
 	}
 }
+
+// TestBusinessKeysThroughCustomers checks what migration 20261201000005
+// relies on for the tables it dropped their foreign key to businesses
+// from: each references its customer by a NOT NULL (business_id,
+// customer_id) pair, and customers reference businesses. Dropping one of
+// those keys fails here.
+func TestBusinessKeysThroughCustomers(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	for _, table := range []string{"payment_requests", "payment_tokens", "payments", "notifications", "recurring_plans",
+		"recurring_cycles", "invoices"} {
+		var ok bool
+		err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint k
+			JOIN pg_attribute b ON b.attrelid = k.conrelid AND b.attname = 'business_id' AND b.attnotnull
+			JOIN pg_attribute c ON c.attrelid = k.conrelid AND c.attname = 'customer_id' AND c.attnotnull
+			WHERE k.conrelid = $1::regclass AND k.contype = 'f' AND k.confrelid = 'customers'::regclass
+			AND k.conkey = ARRAY[b.attnum, c.attnum])`, table).Scan(&ok)
+		if err != nil || !ok {
+			t.Errorf("%s: no foreign key (business_id, customer_id), both NOT NULL, to customers (%v)", table, err)
+		}
+	}
+	var ok bool
+	if err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'customers'::regclass
+		AND contype = 'f' AND confrelid = 'businesses'::regclass)`).Scan(&ok); err != nil || !ok {
+		t.Errorf("customers: no foreign key to businesses (%v)", err)
+	}
+}
