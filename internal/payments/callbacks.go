@@ -175,12 +175,24 @@ func (s *Service) receiveBatch(ctx context.Context, name providers.Name, busines
 		if err != nil {
 			return err
 		}
+		var group settling
 		for _, cb := range fresh {
-			if cb.parseErr == nil {
-				if cb.outcome, cb.paymentRequestID, err = s.process(ctx, tx, biz, name, cb.n, now, reqs); err != nil {
-					return err
-				}
+			if cb.parseErr != nil {
+				continue
 			}
+			if pr := settlingCharge(cb.n, reqs); pr != nil && !group.has(pr) {
+				group.add(cb, pr)
+				continue
+			}
+			if err := s.settleGroup(ctx, tx, &group, reqs, now); err != nil {
+				return err
+			}
+			if cb.outcome, cb.paymentRequestID, err = s.process(ctx, tx, biz, name, cb.n, now, reqs); err != nil {
+				return err
+			}
+		}
+		if err := s.settleGroup(ctx, tx, &group, reqs, now); err != nil {
+			return err
 		}
 		return storeCallbacks(ctx, tx, biz.ID, name, cbs, fresh, truncate(at))
 	})
@@ -188,6 +200,58 @@ func (s *Service) receiveBatch(ctx context.Context, name providers.Name, busines
 		return nil, err
 	}
 	return cbs, nil
+}
+
+// settling is a run of consecutive callbacks of a batch, each bringing a
+// different charge still SENDING to its final state: a charge whose answer
+// was lost, or a callback that reached the request before the answer was
+// recorded (the sandbox's callback of a charge is due as soon as it is
+// made). They are settled together, as the answers of a batch of charges
+// are (settleCharges), instead of one by one through apply.
+type settling struct {
+	cbs     []*inbound
+	prs     []*PaymentRequest
+	results []providers.Result
+	ids     map[string]bool
+}
+
+// settlingCharge returns the locked request of reqs that payment
+// notification n settles from SENDING (see settlesCharge), or nil.
+func settlingCharge(n providers.Notification, reqs *callbackRequests) *PaymentRequest {
+	if n.Kind != providers.NotifyPayment {
+		return nil
+	}
+	if pr := reqs.find(n); pr != nil && settlesCharge(pr, n.Result) {
+		return pr
+	}
+	return nil
+}
+
+func (g *settling) has(pr *PaymentRequest) bool { return g.ids[pr.ID] }
+
+func (g *settling) add(cb *inbound, pr *PaymentRequest) {
+	if g.ids == nil {
+		g.ids = map[string]bool{}
+	}
+	g.cbs, g.prs, g.results, g.ids[pr.ID] = append(g.cbs, cb), append(g.prs, pr), append(g.results, cb.n.Result), true
+}
+
+// settleGroup settles the callbacks of g, if any, in tx at now, marks them
+// PROCESSED, and empties g. The callbacks after them in the batch are
+// processed after, so each request sees them in the order they came.
+func (s *Service) settleGroup(ctx context.Context, tx bun.IDB, g *settling, reqs *callbackRequests, now time.Time) error {
+	if len(g.prs) == 0 {
+		return nil
+	}
+	if err := s.settleCharges(ctx, tx, g.prs, g.results, truncate(now)); err != nil {
+		return err
+	}
+	for i, cb := range g.cbs {
+		cb.outcome, cb.paymentRequestID = OutcomeProcessed, &g.prs[i].ID
+		reqs.add(g.prs[i]) // the provider_ref recorded finds it for the callbacks after
+	}
+	*g = settling{}
+	return nil
 }
 
 // parseCallback verifies and reads a callback with the business's

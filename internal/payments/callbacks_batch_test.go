@@ -399,3 +399,86 @@ func TestSameCallbackAtOnce(t *testing.T) {
 		t.Fatalf("times_received %d on the PROCESSED row, want %d", got, n)
 	}
 }
+
+// TestCallbacksSettleSendingChargesTogether: callbacks that bring charges
+// still SENDING (their answers lost) to a final state are settled
+// together, through SettledBatchFunc once, as the answers of a batch of
+// charges are (settleCharges, which TestChargeBatch* hold to what apply
+// does one by one); what they leave is what the same callbacks leave
+// delivered one a transaction.
+func TestCallbacksSettleSendingChargesTogether(t *testing.T) {
+	var log settledLog
+	var batches [][]string
+	w := setup(t, func(w *world) {
+		w.config = func(cfg *payments.Config) {
+			cfg.SettledFunc = log.settled
+			cfg.SettledBatchFunc = func(ctx context.Context, tx bun.IDB, prs []*payments.PaymentRequest, now time.Time) error {
+				var calls []string
+				for _, pr := range prs {
+					calls = append(calls, pr.ReferenceID+" "+pr.Status)
+				}
+				batches = append(batches, calls)
+				return nil
+			}
+		}
+	})
+	lost := func(biz *business.Business, cust *customers.Customer) {
+		refs := []string{"s1", "s2", "s3"}
+		toks := make([]string, len(refs)) // all saved first: saving one delivers the callbacks due
+		for i := range refs {
+			toks[i] = w.savedToken(biz, cust, "timeout_once")
+		}
+		for i, ref := range refs {
+			if pr := w.mustCreate(biz, w.payBody(toks[i], "reference_id", ref), ""); pr.Status != "SENDING" {
+				t.Fatalf("%s: %s, want SENDING (its answer lost)", ref, pr.Status)
+			}
+		}
+		if n := w.count("SELECT count(*) FROM payment_requests WHERE business_id = ? AND status = 'SENDING'", biz.ID); n != 3 {
+			t.Fatalf("%d requests SENDING, want 3", n)
+		}
+	}
+	batch, single := w.biz, w.newBusiness(business.ModeSandbox)
+	lost(batch, w.cust)
+	lost(single, w.newCustomer(single, "meter-002"))
+	batches, _ = nil, log.take()
+
+	if n, err := w.svc.DeliverSandboxCallbacks(w.ctx, batch.ID, w.now(batch)); err != nil || n != 3 {
+		t.Fatalf("delivered %d (%v), want 3", n, err)
+	}
+	if want := [][]string{{"s1 SUCCEEDED", "s2 SUCCEEDED", "s3 SUCCEEDED"}}; !reflect.DeepEqual(batches, want) {
+		t.Fatalf("SettledBatchFunc calls %v, want %v", batches, want)
+	}
+	if calls := log.take(); len(calls) != 0 {
+		t.Fatalf("SettledFunc called %v, want no call", calls)
+	}
+	src := sandbox.New(sandbox.Config{DB: w.db.Bun})
+	n, err := src.DeliverDue(w.ctx, single.ID, w.now(single), 1, func(ctx context.Context, ins []providers.CallbackInput) error {
+		w.receiveNow(single, sandboxCallback{ID: mustID(t, ins[0].Header), Body: ins[0].Body})
+		return nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("delivered %d one by one (%v), want 3", n, err)
+	}
+	if want := [][]string{{"s1 SUCCEEDED", "s2 SUCCEEDED", "s3 SUCCEEDED"}, {"s1 SUCCEEDED"}, {"s2 SUCCEEDED"}, {"s3 SUCCEEDED"}}; !reflect.DeepEqual(batches, want) {
+		t.Fatalf("with the callbacks one a transaction, SettledBatchFunc calls %v, want %v", batches, want)
+	}
+	if calls := log.take(); len(calls) != 0 {
+		t.Fatalf("SettledFunc called %v, want no call", calls)
+	}
+	// The tokens' linkings came first, in both businesses.
+	if got, want := w.storedCallbacks(batch), w.storedCallbacks(single); !reflect.DeepEqual(got, want) ||
+		!reflect.DeepEqual(got[len(got)-3:], []string{"payment.capture PROCESSED s1 1", "payment.capture PROCESSED s2 1", "payment.capture PROCESSED s3 1"}) {
+		t.Fatalf("stored callbacks:\nbatch  %v\nsingle %v", got, want)
+	}
+	if got, want := w.requestStates(batch), w.requestStates(single); !reflect.DeepEqual(got, want) ||
+		!reflect.DeepEqual(got[len(got)-3:], []string{"s1 SUCCEEDED", "s2 SUCCEEDED", "s3 SUCCEEDED"}) {
+		t.Fatalf("payment requests:\nbatch  %v\nsingle %v", got, want)
+	}
+	if got, want := w.events(batch), w.events(single); !reflect.DeepEqual(got, want) {
+		t.Fatalf("events differ:\nbatch  %v\nsingle %v", got, want)
+	}
+	if n := w.count(`SELECT count(*) FROM payments p JOIN payment_requests pr ON pr.id = p.payment_request_id
+		WHERE p.business_id = ? AND p.status = 'SUCCEEDED' AND pr.reference_id LIKE 's_'`, batch.ID); n != 3 {
+		t.Fatalf("%d payments of s1–s3, want 3", n)
+	}
+}
