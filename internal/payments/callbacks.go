@@ -143,9 +143,11 @@ type inbound struct {
 // are one select of the keys stored before, one select locking the payment
 // requests the new callbacks name (in id order), then apply's for each
 // request a callback changes (none for a request already in the state the
-// callback reports) and a select for each token notification, and last
-// one insert of the new callbacks with their outcomes and one update
-// counting the duplicates.
+// callback reports) — except that a run of callbacks settling charges
+// still SENDING is settled with settleCharges' few statements for the lot
+// (settling) — and a select for each token notification, and last one
+// insert of the new callbacks with their outcomes and one update counting
+// the duplicates.
 func (s *Service) receiveBatch(ctx context.Context, name providers.Name, businessID string, ins []providers.CallbackInput) ([]*inbound, error) {
 	biz, now, err := s.businessNow(ctx, s.db, businessID)
 	if err != nil {
