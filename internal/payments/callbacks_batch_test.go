@@ -198,12 +198,7 @@ func TestCallbackBatchAsSingle(t *testing.T) {
 	}
 	batchCalls := log.take()
 	// The single path: one callback a transaction, in the same order.
-	src := sandbox.New(sandbox.Config{DB: w.db.Bun})
-	n, err := src.DeliverDue(w.ctx, single.ID, w.now(single), 1, func(ctx context.Context, ins []providers.CallbackInput) error {
-		w.receiveNow(single, sandboxCallback{ID: mustID(t, ins[0].Header), Body: ins[0].Body})
-		return nil
-	})
-	if err != nil || n != 7 {
+	if n, err := w.deliverOneByOne(single); err != nil || n != 7 {
 		t.Fatalf("delivered %d one by one (%v), want 7", n, err)
 	}
 	if want := []string{"p1 SUCCEEDED", "p2 SUCCEEDED"}; !reflect.DeepEqual(batchCalls, want) || !reflect.DeepEqual(log.take(), want) {
@@ -227,6 +222,16 @@ func TestCallbackBatchAsSingle(t *testing.T) {
 	if got, want := w.events(batch), w.events(single); !reflect.DeepEqual(got, want) {
 		t.Fatalf("events differ:\nbatch  %v\nsingle %v", got, want)
 	}
+}
+
+// deliverOneByOne delivers the business's due sandbox callbacks through
+// the single-callback path, one a transaction, in order.
+func (w *world) deliverOneByOne(biz *business.Business) (int, error) {
+	src := sandbox.New(sandbox.Config{DB: w.db.Bun})
+	return src.DeliverDue(w.ctx, biz.ID, w.now(biz), 1, func(ctx context.Context, ins []providers.CallbackInput) error {
+		w.receiveNow(biz, sandboxCallback{ID: mustID(w.t, ins[0].Header), Body: ins[0].Body})
+		return nil
+	})
 }
 
 func mustID(t *testing.T, h http.Header) int64 {
@@ -451,12 +456,7 @@ func TestCallbacksSettleSendingChargesTogether(t *testing.T) {
 	if calls := log.take(); len(calls) != 0 {
 		t.Fatalf("SettledFunc called %v, want no call", calls)
 	}
-	src := sandbox.New(sandbox.Config{DB: w.db.Bun})
-	n, err := src.DeliverDue(w.ctx, single.ID, w.now(single), 1, func(ctx context.Context, ins []providers.CallbackInput) error {
-		w.receiveNow(single, sandboxCallback{ID: mustID(t, ins[0].Header), Body: ins[0].Body})
-		return nil
-	})
-	if err != nil || n != 3 {
+	if n, err := w.deliverOneByOne(single); err != nil || n != 3 {
 		t.Fatalf("delivered %d one by one (%v), want 3", n, err)
 	}
 	if want := [][]string{{"s1 SUCCEEDED", "s2 SUCCEEDED", "s3 SUCCEEDED"}, {"s1 SUCCEEDED"}, {"s2 SUCCEEDED"}, {"s3 SUCCEEDED"}}; !reflect.DeepEqual(batches, want) {
