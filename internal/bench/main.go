@@ -238,15 +238,7 @@ func (e *engine) cpuTime() time.Duration {
 	if len(fields) < 13 {
 		return 0
 	}
-	var ticks int64
-	for _, f := range fields[11:13] { // utime, stime
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTicks
+	return ticksOf(fields, 11, 12) // utime, stime
 }
 
 // machineBusy returns the CPU time the whole machine has spent busy (not
@@ -266,8 +258,14 @@ func machineBusy() time.Duration {
 	if len(fields) < 9 || fields[0] != "cpu" {
 		return 0
 	}
+	return ticksOf(fields, 1, 2, 3, 6, 7) // user nice system (idle iowait) irq softirq (steal)
+}
+
+// ticksOf adds up the CPU times in clock ticks at fields[at...] of a
+// /proc line; zero when one is not a number.
+func ticksOf(fields []string, at ...int) time.Duration {
 	var ticks int64
-	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system (idle iowait) irq softirq (steal)
+	for _, i := range at {
 		n, err := strconv.ParseInt(fields[i], 10, 64)
 		if err != nil {
 			return 0
