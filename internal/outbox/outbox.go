@@ -70,7 +70,7 @@ type Event struct {
 	Type       string          `bun:"type"`
 	APIVersion string          `bun:"api_version"`
 	Created    time.Time       `bun:"created"`
-	Data       json.RawMessage `bun:"data,type:jsonb"`
+	Data       json.RawMessage `bun:"data,type:json"`
 }
 
 // Emit writes an event of type eventType for business businessID, with data
@@ -114,7 +114,7 @@ func New(businessID, eventType string, created time.Time, data any) (*Event, err
 // encode returns data's JSON. A json.Marshaler (the engine's documents) is
 // called directly: json.Marshal would copy and re-scan its whole output to
 // compact it, and the documents are built by json.Marshal already. The
-// database reads the text as jsonb, which rejects anything invalid.
+// database reads the text as json, which rejects anything invalid.
 func encode(data any) ([]byte, error) {
 	if m, ok := data.(json.Marshaler); ok {
 		if v := reflect.ValueOf(data); v.Kind() != reflect.Pointer || !v.IsNil() {
@@ -140,7 +140,7 @@ func EmitAll(ctx context.Context, db bun.IDB, events []*Event) error {
 // statement for any number of events, whose documents PostgreSQL reads as
 // values instead of parsing them out of the SQL text.
 const insertEvents = `INSERT INTO events (id, business_id, type, api_version, created, data)
-	SELECT id, business_id, type, api_version, created, data::jsonb
+	SELECT id, business_id, type, api_version, created, data::json
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
 		AS e(id, business_id, type, api_version, created, data)`
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/business"
 	"github.com/tagihan/billing/internal/outbox"
@@ -80,5 +81,62 @@ func TestEmitIsPartOfTheCallersTransaction(t *testing.T) {
 	}
 	if _, err := outbox.Emit(ctx, db.Bun, biz.ID, outbox.InvoicePaid, clock.Now(), []int{1}); err == nil {
 		t.Fatal("a non-object payload was accepted")
+	}
+}
+
+// The events' business is checked once per statement by their trigger
+// (migration 20261201000006) instead of a foreign key per row: a batch
+// with one event of a business that does not exist is refused whole, as
+// the key refused it, and one of an existing business is written.
+func TestEventsOfAnUnknownBusinessAreRefused(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	clock := billing.NewSettableClock(time.Date(2028, 2, 29, 0, 0, 0, 0, time.UTC))
+	biz, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: "Outbox Keys", Mode: business.ModeSandbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := func(businessID string) *outbox.Event {
+		e, err := outbox.New(businessID, outbox.CustomerServiceSuspended, clock.Now(), map[string]any{"customer_id": "cust-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	count := func() int {
+		n, err := db.Bun.NewSelect().Model((*outbox.Event)(nil)).Where("business_id = ?", biz.ID).Count(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(n)
+	}
+
+	err = outbox.EmitAll(ctx, db.Bun, []*outbox.Event{event(biz.ID), event(billing.NewID(billing.PrefixBusiness)), event(biz.ID)})
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23503" || pgErr.ColumnName != "business_id" {
+		t.Fatalf("events of an unknown business: err %v, want a foreign_key_violation on business_id", err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d events written by the refused statement", n)
+	}
+
+	if err := outbox.EmitAll(ctx, db.Bun, []*outbox.Event{event(biz.ID), event(biz.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("%d events written, want 2", n)
+	}
+	// The document is stored as the engine wrote it, not re-ordered.
+	e := event(biz.ID)
+	e.Data = json.RawMessage(`{"z":1,"a":{"y":"2","b":[3]}}`)
+	if err := outbox.EmitAll(ctx, db.Bun, []*outbox.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	var stored string
+	if err := db.Bun.NewSelect().Model((*outbox.Event)(nil)).Column("data").Where("id = ?", e.ID).Scan(ctx, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != string(e.Data) {
+		t.Fatalf("stored document %s, want %s", stored, e.Data)
 	}
 }
