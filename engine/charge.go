@@ -37,6 +37,15 @@ type outgoing struct {
 	currency    billing.Currency
 	reference   string
 	description string
+
+	// opened is set when the action's payment request was stored in the
+	// transaction that opened it (openRequests): pr, committed SENDING,
+	// to send with token; or refusal, the payment service's answer
+	// instead.
+	opened  bool
+	pr      *payments.PaymentRequest
+	refusal error
+	token   *payments.PaymentToken
 }
 
 // chargeStep opens the next action of each due CHARGE cycle of the batch,
@@ -349,22 +358,51 @@ func cycleInvoice(ctx context.Context, tx bun.IDB, c *Cycle) (*Invoice, error) {
 	return inv, nil
 }
 
-// sendAll sends the actions through the payment service's ChargeBatch,
-// with their provider keys, and handles each answer (sent).
+// sendAll sends the actions, with their provider keys, and handles each
+// answer (sent): those whose payment requests were stored when they were
+// opened through the payment service's SendCharges, the others through
+// its ChargeBatch, which stores their requests first (or finds them,
+// for an action sent again).
 func (s *Service) sendAll(ctx context.Context, biz *business.Business, now time.Time, sends []*outgoing) {
-	if len(sends) == 0 {
-		return
+	var opened, rest []*outgoing
+	for _, o := range sends {
+		switch {
+		case !o.opened:
+			rest = append(rest, o)
+		case o.refusal != nil:
+			s.sent(ctx, now, o.attempt, nil, o.refusal)
+		default:
+			opened = append(opened, o)
+		}
 	}
+	if len(opened) > 0 {
+		prs, toks := make([]*payments.PaymentRequest, len(opened)), map[string]*payments.PaymentToken{}
+		for i, o := range opened {
+			prs[i], toks[o.token.ID] = o.pr, o.token
+		}
+		answers, errs := s.payments.SendCharges(ctx, biz, now, prs, toks)
+		for i, o := range opened {
+			s.sent(ctx, now, o.attempt, answers[i], errs[i])
+		}
+	}
+	if len(rest) > 0 {
+		prs, errs := s.payments.ChargeBatch(ctx, biz, now, chargeParams(rest))
+		for i, o := range rest {
+			s.sent(ctx, now, o.attempt, prs[i], errs[i])
+		}
+	}
+}
+
+// chargeParams are the charges of sends, keyed by their actions' provider
+// keys.
+func chargeParams(sends []*outgoing) []payments.ChargeParams {
 	ps := make([]payments.ChargeParams, len(sends))
 	for i, o := range sends {
 		a := o.attempt
 		ps[i] = payments.ChargeParams{PaymentTokenID: *a.PaymentTokenID, Amount: billing.Money{Amount: a.Amount, Currency: o.currency},
 			ReferenceID: o.reference, Description: &o.description, IdempotencyKey: a.ProviderKey}
 	}
-	prs, errs := s.payments.ChargeBatch(ctx, biz, now, ps)
-	for i, o := range sends {
-		s.sent(ctx, now, o.attempt, prs[i], errs[i])
-	}
+	return ps
 }
 
 // sent handles what Settled does not see of the answer to action a: the

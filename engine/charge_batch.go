@@ -105,7 +105,28 @@ func (s *Service) openPlainCharges(ctx context.Context, tx bun.IDB, cs []*Cycle,
 	if err := saveCycleStates(ctx, tx, opened); err != nil {
 		return nil, nil, nil, fmt.Errorf("update %d cycles: %w", len(opened), err)
 	}
+	if err := s.openRequests(ctx, tx, businessID, sends, toks, now); err != nil {
+		return nil, nil, nil, err
+	}
 	return opened, sends, rest, nil
+}
+
+// openRequests stores the payment requests of sends, actions opened in tx
+// with new keys, in tx too (payments.Service.OpenCharges), so that
+// sendAll only sends them; each outgoing gets its request, or the error
+// that refuses it, which sendAll hands to sent as the payment service's
+// answer.
+func (s *Service) openRequests(ctx context.Context, tx bun.IDB, businessID string, sends []*outgoing,
+	toks map[string]*payments.PaymentToken, now time.Time) error {
+	ps := chargeParams(sends)
+	prs, errs, err := s.payments.OpenCharges(ctx, tx, businessID, now, ps, toks)
+	if err != nil {
+		return err
+	}
+	for i, o := range sends {
+		o.opened, o.pr, o.refusal, o.token = true, prs[i], errs[i], toks[ps[i].PaymentTokenID]
+	}
+	return nil
 }
 
 // lockInvoices reads and locks the business's invoices ids, in id order,

@@ -134,6 +134,70 @@ func (s *Service) openCharges(ctx context.Context, businessID string, now time.T
 	return toks, send, err
 }
 
+// OpenCharges is the first half of ChargeBatch for charges whose keys the
+// caller has just made in tx, its own transaction, and never used before
+// (a new attempt's key): it stores a SENDING request for each charge of
+// ps in tx, without looking for requests under the same keys, since the
+// unique (business_id, provider_key) index refuses a repeat and fails tx.
+// toks are the tokens charged, by id, as the caller read them in tx. The
+// answer for ps[i] is prs[i] or errs[i]; a charge that cannot be made
+// (its token is not ACTIVE, or of another currency) gets its error, as
+// ChargeBatch would give it. After tx commits, SendCharges sends prs.
+// Writing the requests in the caller's transaction saves a transaction,
+// a look-up by key and a read of the tokens per batch (docs/engine.md).
+func (s *Service) OpenCharges(ctx context.Context, tx bun.IDB, businessID string, now time.Time, ps []ChargeParams,
+	toks map[string]*PaymentToken) (prs []*PaymentRequest, errs []error, err error) {
+	prs, errs = make([]*PaymentRequest, len(ps)), make([]error, len(ps))
+	now = truncate(now)
+	var fresh []*PaymentRequest
+	seen := make(map[string]bool, len(ps))
+	for i := range ps {
+		p := &ps[i]
+		if errs[i] = p.validate(); errs[i] != nil {
+			continue
+		}
+		if seen[p.IdempotencyKey] {
+			errs[i] = errKeyReused
+			continue
+		}
+		seen[p.IdempotencyKey] = true
+		tok := toks[p.PaymentTokenID]
+		if tok == nil || tok.BusinessID != businessID {
+			errs[i] = billing.NotFound("payment token")
+			continue
+		}
+		pr, err := p.request(businessID, tok)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		pr.sending(now)
+		prs[i], fresh = pr, append(fresh, pr)
+	}
+	if err := insertCharges(ctx, tx, fresh); err != nil {
+		return nil, nil, fmt.Errorf("insert %d payment requests: %w", len(fresh), err)
+	}
+	return prs, errs, nil
+}
+
+// SendCharges is the second half of ChargeBatch for the requests that
+// OpenCharges stored and its caller committed: it asks the provider for
+// each non-nil prs[i] (toks are their tokens, by id) and records the
+// answers, and returns each request as it then is, or its error, as
+// ChargeBatch would.
+func (s *Service) SendCharges(ctx context.Context, biz *business.Business, now time.Time, prs []*PaymentRequest,
+	toks map[string]*PaymentToken) ([]*PaymentRequest, []error) {
+	out, errs := make([]*PaymentRequest, len(prs)), make([]error, len(prs))
+	var send []int
+	for i, pr := range prs {
+		if pr != nil {
+			out[i], send = pr, append(send, i)
+		}
+	}
+	s.sendCharges(ctx, biz, truncate(now), out, errs, send, toks)
+	return out, errs
+}
+
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation.
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError

@@ -690,3 +690,73 @@ func TestChargeBatchRepeat(t *testing.T) {
 		t.Errorf("%d payment events of charges, want 8", n)
 	}
 }
+
+// TestOpenChargesThenSendCharges checks ChargeBatch's two halves as the
+// engine uses them: OpenCharges stores SENDING requests in the caller's
+// transaction, answering each charge it cannot make with ChargeBatch's
+// error; SendCharges, after the commit, charges them; and a key used
+// before fails the caller's transaction instead of charging again.
+func TestOpenChargesThenSendCharges(t *testing.T) {
+	w := setup(t)
+	biz, tk := w.biz, w.batchTokensFor(w.biz, w.cust)
+	toks, err := w.svc.Tokens(w.ctx, w.db.Bun, biz.ID, []string{tk.plain, tk.alwaysFail, tk.canceled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := []payments.ChargeParams{
+		chargeOf(tk.plain, rupiah(150000), "o-1"),
+		chargeOf(tk.alwaysFail, rupiah(150000), "o-2"),
+		chargeOf(tk.plain, rupiah(150000), "o-1"), // the key again
+		chargeOf(tk.canceled, rupiah(100), "o-canceled"),
+		chargeOf(tk.plain, rupiah(0), "o-zero"),
+		chargeOf(tk.plain, billing.Money{Amount: decimal.NewFromInt(100), Currency: "PHP"}, "o-currency"),
+		chargeOf("pt-00000000-0000-7000-8000-000000000000", rupiah(100), "o-unknown"),
+	}
+	var prs []*payments.PaymentRequest
+	var errs []error
+	err = w.db.Bun.RunInTx(w.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		prs, errs, err = w.svc.OpenCharges(ctx, tx, biz.ID, w.now(biz), ps, toks)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCodes := []billing.ErrorCode{"", "", billing.ECONFLICT, billing.EINVALID, billing.EINVALID, billing.EINVALID, billing.ENOTFOUND}
+	for i, want := range wantCodes {
+		if got := billing.CodeOf(errs[i]); got != want || (want == "") != (prs[i] != nil) {
+			t.Errorf("charge %d (%s): request %v, error %v; want code %q", i, ps[i].IdempotencyKey, prs[i], errs[i], want)
+		}
+	}
+	for _, i := range []int{0, 1} {
+		if got := w.get(biz, prs[i].ID); got.Status != payments.StatusSending || got.ProviderKey != ps[i].IdempotencyKey {
+			t.Fatalf("request %s before sending: %s, key %s", got.ID, got.Status, got.ProviderKey)
+		}
+	}
+
+	answers, sendErrs := w.svc.SendCharges(w.ctx, biz, w.now(biz), prs, toks)
+	if sendErrs[0] != nil || answers[0].Status != payments.StatusSucceeded || sendErrs[1] != nil || answers[1].Status != payments.StatusFailed {
+		t.Fatalf("sent: %v %v, %v %v", answers[0], sendErrs[0], answers[1], sendErrs[1])
+	}
+	for i := 2; i < len(ps); i++ {
+		if answers[i] != nil || sendErrs[i] != nil {
+			t.Errorf("charge %d was not opened but got %v, %v", i, answers[i], sendErrs[i])
+		}
+	}
+	if n := w.count("SELECT count(*) FROM payments WHERE payment_request_id IN (?, ?)", prs[0].ID, prs[1].ID); n != 2 {
+		t.Fatalf("%d payments recorded, want 2", n)
+	}
+
+	// A key stored before fails the transaction: nothing is stored twice.
+	before := w.count("SELECT count(*) FROM payment_requests WHERE business_id = ?", biz.ID)
+	err = w.db.Bun.RunInTx(w.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, _, err := w.svc.OpenCharges(ctx, tx, biz.ID, w.now(biz), []payments.ChargeParams{chargeOf(tk.plain, rupiah(7), "o-new"), ps[0]}, toks)
+		return err
+	})
+	if err == nil {
+		t.Fatal("a stored key was opened again")
+	}
+	if n := w.count("SELECT count(*) FROM payment_requests WHERE business_id = ?", biz.ID); n != before {
+		t.Fatalf("%d payment requests after the refused transaction, want %d", n, before)
+	}
+}
