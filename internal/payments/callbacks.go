@@ -289,9 +289,16 @@ func newCallbacks(ctx context.Context, tx bun.Tx, businessID string, name provid
 	for i, cb := range cbs {
 		keys[i] = cb.n.DedupeKey
 	}
+	// One probe of the unique (business_id, provider, dedupe_key) index
+	// per key, whatever the statistics say: written as a plain
+	// "dedupe_key = ANY(…)", the planner, with no statistics of a table
+	// that was empty when last analyzed, read every callback of the
+	// business and filtered them (76 ms a batch at 100,000 callbacks).
 	var stored []string
-	if err := tx.NewSelect().Table("provider_callbacks").Column("dedupe_key").Where("business_id = ?", businessID).
-		Where("provider = ?", string(name)).Where("dedupe_key = ANY(?)", pgdialect.Array(keys)).Scan(ctx, &stored); err != nil {
+	if err := tx.NewRaw(`SELECT k.key FROM unnest(?::text[]) AS k(key),
+		LATERAL (SELECT 1 FROM provider_callbacks AS p
+			WHERE p.business_id = ? AND p.provider = ? AND p.dedupe_key = k.key LIMIT 1) AS found`,
+		pgdialect.Array(keys), businessID, string(name)).Scan(ctx, &stored); err != nil {
 		return nil, fmt.Errorf("look up %d callbacks: %w", len(cbs), err)
 	}
 	seen := make(map[string]bool, len(cbs))
