@@ -38,11 +38,10 @@ type outgoing struct {
 	reference   string
 	description string
 
-	// opened is set when the action's payment request was stored in the
-	// transaction that opened it (openRequests): pr, committed SENDING,
-	// to send with token; or refusal, the payment service's answer
-	// instead.
-	opened  bool
+	// When the action's payment request was stored in the transaction
+	// that opened it (openRequests), pr is that request, committed
+	// SENDING, to send with token; or refusal is the payment service's
+	// answer instead.
 	pr      *payments.PaymentRequest
 	refusal error
 	token   *payments.PaymentToken
@@ -367,12 +366,12 @@ func (s *Service) sendAll(ctx context.Context, biz *business.Business, now time.
 	var opened, rest []*outgoing
 	for _, o := range sends {
 		switch {
-		case !o.opened:
-			rest = append(rest, o)
 		case o.refusal != nil:
 			s.sent(ctx, now, o.attempt, nil, o.refusal)
-		default:
+		case o.pr != nil:
 			opened = append(opened, o)
+		default:
+			rest = append(rest, o)
 		}
 	}
 	if len(opened) > 0 {

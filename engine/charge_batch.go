@@ -124,7 +124,7 @@ func (s *Service) openRequests(ctx context.Context, tx bun.IDB, businessID strin
 		return err
 	}
 	for i, o := range sends {
-		o.opened, o.pr, o.refusal, o.token = true, prs[i], errs[i], toks[ps[i].PaymentTokenID]
+		o.pr, o.refusal, o.token = prs[i], errs[i], toks[ps[i].PaymentTokenID]
 	}
 	return nil
 }

@@ -12,16 +12,20 @@ import (
 	"github.com/tagihan/billing/internal/business"
 	"github.com/tagihan/billing/internal/outbox"
 	"github.com/tagihan/billing/internal/pgtest"
+	"github.com/tagihan/billing/internal/postgres"
 	"github.com/uptrace/bun"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func TestEmitIsPartOfTheCallersTransaction(t *testing.T) {
+// eventsWorld is a fresh database with a sandbox business named name whose
+// clock reads at, and a count of the business's events.
+func eventsWorld(t *testing.T, name string, at time.Time) (*postgres.DB, *billing.SettableClock, *business.Business, func() int) {
+	t.Helper()
 	ctx := context.Background()
 	db := pgtest.New(t)
-	clock := billing.NewSettableClock(time.Date(2026, 1, 31, 23, 59, 59, 0, time.UTC))
-	biz, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: "Outbox Test", Mode: business.ModeSandbox})
+	clock := billing.NewSettableClock(at)
+	biz, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: name, Mode: business.ModeSandbox})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +36,13 @@ func TestEmitIsPartOfTheCallersTransaction(t *testing.T) {
 		}
 		return int(n)
 	}
+	return db, clock, biz, count
+}
+
+func TestEmitIsPartOfTheCallersTransaction(t *testing.T) {
+	ctx := context.Background()
+	db, clock, biz, count := eventsWorld(t, "Outbox Test", time.Date(2026, 1, 31, 23, 59, 59, 0, time.UTC))
+	var err error
 
 	// Rolled back with the change: no event.
 	errRollback := errors.New("rollback")
@@ -90,12 +101,7 @@ func TestEmitIsPartOfTheCallersTransaction(t *testing.T) {
 // the key refused it, and one of an existing business is written.
 func TestEventsOfAnUnknownBusinessAreRefused(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
-	clock := billing.NewSettableClock(time.Date(2028, 2, 29, 0, 0, 0, 0, time.UTC))
-	biz, _, err := business.Create(ctx, db.Bun, clock, business.CreateParams{Name: "Outbox Keys", Mode: business.ModeSandbox})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, clock, biz, count := eventsWorld(t, "Outbox Keys", time.Date(2028, 2, 29, 0, 0, 0, 0, time.UTC))
 	event := func(businessID string) *outbox.Event {
 		e, err := outbox.New(businessID, outbox.CustomerServiceSuspended, clock.Now(), map[string]any{"customer_id": "cust-1"})
 		if err != nil {
@@ -103,15 +109,8 @@ func TestEventsOfAnUnknownBusinessAreRefused(t *testing.T) {
 		}
 		return e
 	}
-	count := func() int {
-		n, err := db.Bun.NewSelect().Model((*outbox.Event)(nil)).Where("business_id = ?", biz.ID).Count(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return int(n)
-	}
 
-	err = outbox.EmitAll(ctx, db.Bun, []*outbox.Event{event(biz.ID), event(billing.NewID(billing.PrefixBusiness)), event(biz.ID)})
+	err := outbox.EmitAll(ctx, db.Bun, []*outbox.Event{event(biz.ID), event(billing.NewID(billing.PrefixBusiness)), event(biz.ID)})
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23503" || pgErr.ColumnName != "business_id" {
 		t.Fatalf("events of an unknown business: err %v, want a foreign_key_violation on business_id", err)

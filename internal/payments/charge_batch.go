@@ -35,19 +35,7 @@ const chargeConcurrency = 16
 func (s *Service) ChargeBatch(ctx context.Context, biz *business.Business, now time.Time, ps []ChargeParams) (prs []*PaymentRequest, errs []error) {
 	prs, errs = make([]*PaymentRequest, len(ps)), make([]error, len(ps))
 	now = truncate(now)
-	var todo []int
-	seen := make(map[string]bool, len(ps))
-	for i := range ps {
-		switch {
-		case ps[i].validate() != nil:
-			errs[i] = ps[i].validate()
-		case seen[ps[i].IdempotencyKey]:
-			errs[i] = errKeyReused
-		default:
-			seen[ps[i].IdempotencyKey] = true
-			todo = append(todo, i)
-		}
-	}
+	todo := screen(ps, errs)
 	if len(todo) == 0 {
 		return prs, errs
 	}
@@ -111,17 +99,11 @@ func (s *Service) openCharges(ctx context.Context, businessID string, now time.T
 				}
 				continue
 			}
-			tok := toks[p.PaymentTokenID]
-			if tok == nil || !billing.ValidID(billing.PrefixPaymentToken, p.PaymentTokenID) {
-				errs[i] = billing.NotFound("payment token")
-				continue
-			}
-			pr, err := p.request(businessID, tok)
+			pr, err := p.newCharge(businessID, toks, now)
 			if err != nil {
 				errs[i] = err
 				continue
 			}
-			pr.sending(now)
 			prs[i] = pr
 			fresh = append(fresh, pr)
 			send = append(send, i)
@@ -150,28 +132,12 @@ func (s *Service) OpenCharges(ctx context.Context, tx bun.IDB, businessID string
 	prs, errs = make([]*PaymentRequest, len(ps)), make([]error, len(ps))
 	now = truncate(now)
 	var fresh []*PaymentRequest
-	seen := make(map[string]bool, len(ps))
-	for i := range ps {
-		p := &ps[i]
-		if errs[i] = p.validate(); errs[i] != nil {
-			continue
-		}
-		if seen[p.IdempotencyKey] {
-			errs[i] = errKeyReused
-			continue
-		}
-		seen[p.IdempotencyKey] = true
-		tok := toks[p.PaymentTokenID]
-		if tok == nil || tok.BusinessID != businessID {
-			errs[i] = billing.NotFound("payment token")
-			continue
-		}
-		pr, err := p.request(businessID, tok)
+	for _, i := range screen(ps, errs) {
+		pr, err := ps[i].newCharge(businessID, toks, now)
 		if err != nil {
 			errs[i] = err
 			continue
 		}
-		pr.sending(now)
 		prs[i], fresh = pr, append(fresh, pr)
 	}
 	if err := insertCharges(ctx, tx, fresh); err != nil {
@@ -196,6 +162,41 @@ func (s *Service) SendCharges(ctx context.Context, biz *business.Business, now t
 	}
 	s.sendCharges(ctx, biz, truncate(now), out, errs, send, toks)
 	return out, errs
+}
+
+// screen sets errs[i] for each charge ps[i] that is invalid or repeats a
+// key of an earlier one in ps, and returns the indexes of the others.
+func screen(ps []ChargeParams, errs []error) []int {
+	var todo []int
+	seen := make(map[string]bool, len(ps))
+	for i := range ps {
+		switch err := ps[i].validate(); {
+		case err != nil:
+			errs[i] = err
+		case seen[ps[i].IdempotencyKey]:
+			errs[i] = errKeyReused
+		default:
+			seen[ps[i].IdempotencyKey] = true
+			todo = append(todo, i)
+		}
+	}
+	return todo
+}
+
+// newCharge is the SENDING request of charge p of the business, for its
+// token among toks (the business's tokens, by id), not yet stored; a
+// token that is not there, or not the business's, is DATA_NOT_FOUND.
+func (p *ChargeParams) newCharge(businessID string, toks map[string]*PaymentToken, now time.Time) (*PaymentRequest, error) {
+	tok := toks[p.PaymentTokenID]
+	if tok == nil || tok.BusinessID != businessID || !billing.ValidID(billing.PrefixPaymentToken, p.PaymentTokenID) {
+		return nil, billing.NotFound("payment token")
+	}
+	pr, err := p.request(businessID, tok)
+	if err != nil {
+		return nil, err
+	}
+	pr.sending(now)
+	return pr, nil
 }
 
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation.

@@ -746,6 +746,10 @@ func TestOpenChargesThenSendCharges(t *testing.T) {
 	if n := w.count("SELECT count(*) FROM payments WHERE payment_request_id IN (?, ?)", prs[0].ID, prs[1].ID); n != 2 {
 		t.Fatalf("%d payments recorded, want 2", n)
 	}
+	if n := w.count("SELECT count(*) FROM payments WHERE payment_request_id = ? AND status = 'SUCCEEDED' AND amount = 150000 AND currency = 'IDR'",
+		prs[0].ID); n != 1 || answers[0].LatestPaymentID == nil {
+		t.Fatalf("the charge took no payment of IDR 150,000 (%d), latest payment %v", n, answers[0].LatestPaymentID)
+	}
 
 	// A key stored before fails the transaction: nothing is stored twice.
 	before := w.count("SELECT count(*) FROM payment_requests WHERE business_id = ?", biz.ID)
