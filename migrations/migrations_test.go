@@ -79,21 +79,24 @@ func TestUpDownStatus(t *testing.T) {
 // TestBusinessKeysThroughCustomers checks what migration 20261201000005
 // relies on for the tables it dropped their foreign key to businesses
 // from: each references its customer by a NOT NULL (business_id,
-// customer_id) pair, and customers reference businesses. Dropping one of
-// those keys fails here.
+// customer_id) pair, checked by a foreign key or by check_reference
+// (migration 20261201000007), and customers reference businesses.
+// Dropping one of those references fails here.
 func TestBusinessKeysThroughCustomers(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
 	for _, table := range []string{"payment_requests", "payment_tokens", "payments", "notifications", "recurring_plans",
 		"recurring_cycles", "invoices"} {
 		var ok bool
-		err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint k
-			JOIN pg_attribute b ON b.attrelid = k.conrelid AND b.attname = 'business_id' AND b.attnotnull
-			JOIN pg_attribute c ON c.attrelid = k.conrelid AND c.attname = 'customer_id' AND c.attnotnull
-			WHERE k.conrelid = $1::regclass AND k.contype = 'f' AND k.confrelid = 'customers'::regclass
-			AND k.conkey = ARRAY[b.attnum, c.attnum])`, table).Scan(&ok)
+		err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute b JOIN pg_attribute c ON c.attrelid = b.attrelid
+			WHERE b.attrelid = $1::regclass AND b.attname = 'business_id' AND b.attnotnull AND c.attname = 'customer_id' AND c.attnotnull
+			AND (EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = b.attrelid AND k.contype = 'f'
+					AND k.confrelid = 'customers'::regclass AND k.conkey = ARRAY[b.attnum, c.attnum])
+				OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = b.attrelid AND g.tgfoid = 'check_reference'::regproc
+					AND encode(g.tgargs, 'escape') = 'customers\000business_id\000business_id\000customer_id\000id\000')))`,
+			table).Scan(&ok)
 		if err != nil || !ok {
-			t.Errorf("%s: no foreign key (business_id, customer_id), both NOT NULL, to customers (%v)", table, err)
+			t.Errorf("%s: no reference (business_id, customer_id), both NOT NULL, to customers (%v)", table, err)
 		}
 	}
 	var ok bool

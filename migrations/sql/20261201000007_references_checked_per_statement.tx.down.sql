@@ -1,0 +1,78 @@
+DROP TRIGGER cycle_attempts_cycle_ref ON cycle_attempts;
+DROP TRIGGER cycle_attempts_cycle_ref_update ON cycle_attempts;
+DROP TRIGGER cycle_attempts_cycle_ref_delete ON recurring_cycles;
+DROP TRIGGER payment_requests_token_ref ON payment_requests;
+DROP TRIGGER payment_requests_token_ref_update ON payment_requests;
+DROP TRIGGER payment_requests_token_ref_delete ON payment_tokens;
+DROP TRIGGER payment_requests_customer_ref ON payment_requests;
+DROP TRIGGER payment_requests_customer_ref_update ON payment_requests;
+DROP TRIGGER payment_requests_customer_ref_delete ON customers;
+DROP TRIGGER payments_request_ref ON payments;
+DROP TRIGGER payments_request_ref_update ON payments;
+DROP TRIGGER payments_request_ref_delete ON payment_requests;
+DROP TRIGGER payments_customer_ref ON payments;
+DROP TRIGGER payments_customer_ref_update ON payments;
+DROP TRIGGER payments_customer_ref_delete ON customers;
+DROP TRIGGER payments_token_ref ON payments;
+DROP TRIGGER payments_token_ref_update ON payments;
+DROP TRIGGER payments_token_ref_delete ON payment_tokens;
+DROP TRIGGER provider_callbacks_business_ref ON provider_callbacks;
+DROP TRIGGER provider_callbacks_business_ref_update ON provider_callbacks;
+DROP TRIGGER provider_callbacks_business_ref_delete ON businesses;
+DROP TRIGGER sandbox_payments_token_ref ON sandbox_payments;
+DROP TRIGGER sandbox_payments_token_ref_update ON sandbox_payments;
+DROP TRIGGER sandbox_payments_token_ref_delete ON sandbox_tokens;
+DROP TRIGGER sandbox_payments_business_ref ON sandbox_payments;
+DROP TRIGGER sandbox_payments_business_ref_update ON sandbox_payments;
+DROP TRIGGER sandbox_payments_business_ref_delete ON businesses;
+DROP TRIGGER sandbox_callbacks_payment_ref ON sandbox_callbacks;
+DROP TRIGGER sandbox_callbacks_payment_ref_update ON sandbox_callbacks;
+DROP TRIGGER sandbox_callbacks_payment_ref_delete ON sandbox_payments;
+DROP TRIGGER sandbox_callbacks_business_ref ON sandbox_callbacks;
+DROP TRIGGER sandbox_callbacks_business_ref_update ON sandbox_callbacks;
+DROP TRIGGER sandbox_callbacks_business_ref_delete ON businesses;
+DROP TRIGGER recurring_cycles_customer_ref ON recurring_cycles;
+DROP TRIGGER recurring_cycles_customer_ref_update ON recurring_cycles;
+DROP TRIGGER recurring_cycles_customer_ref_delete ON customers;
+DROP TRIGGER recurring_cycles_plan_ref ON recurring_cycles;
+DROP TRIGGER recurring_cycles_plan_ref_update ON recurring_cycles;
+DROP TRIGGER recurring_cycles_plan_ref_delete ON recurring_plans;
+DROP TRIGGER invoice_audit_invoice_ref ON invoice_audit;
+DROP TRIGGER invoice_audit_invoice_ref_update ON invoice_audit;
+DROP TRIGGER invoice_audit_invoice_ref_delete ON invoices;
+DROP TRIGGER businesses_key_fixed ON businesses;
+DROP TRIGGER customers_key_fixed ON customers;
+DROP TRIGGER payment_tokens_key_fixed ON payment_tokens;
+DROP TRIGGER payment_requests_key_fixed ON payment_requests;
+DROP TRIGGER recurring_plans_key_fixed ON recurring_plans;
+DROP TRIGGER recurring_cycles_key_fixed ON recurring_cycles;
+DROP TRIGGER invoices_key_fixed ON invoices;
+DROP TRIGGER sandbox_tokens_key_fixed ON sandbox_tokens;
+DROP TRIGGER sandbox_payments_key_fixed ON sandbox_payments;
+DROP FUNCTION check_reference();
+DROP FUNCTION keep_referenced();
+DROP FUNCTION refuse_key_change();
+
+ALTER TABLE cycle_attempts ADD CONSTRAINT cycle_attempts_business_id_cycle_id_fkey
+    FOREIGN KEY (business_id, cycle_id) REFERENCES recurring_cycles (business_id, id);
+ALTER TABLE payment_requests ADD CONSTRAINT payment_requests_payment_token_fkey
+    FOREIGN KEY (business_id, payment_token_id) REFERENCES payment_tokens (business_id, id);
+ALTER TABLE payment_requests ADD CONSTRAINT payment_requests_business_id_customer_id_fkey
+    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id);
+ALTER TABLE payments ADD CONSTRAINT payments_business_id_payment_request_id_fkey
+    FOREIGN KEY (business_id, payment_request_id) REFERENCES payment_requests (business_id, id);
+ALTER TABLE payments ADD CONSTRAINT payments_business_id_customer_id_fkey
+    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id);
+ALTER TABLE payments ADD CONSTRAINT payments_business_id_payment_token_id_fkey
+    FOREIGN KEY (business_id, payment_token_id) REFERENCES payment_tokens (business_id, id);
+ALTER TABLE provider_callbacks ADD CONSTRAINT provider_callbacks_business_id_fkey
+    FOREIGN KEY (business_id) REFERENCES businesses (id);
+ALTER TABLE sandbox_payments ADD CONSTRAINT sandbox_payments_token_id_fkey FOREIGN KEY (token_id) REFERENCES sandbox_tokens (id);
+ALTER TABLE sandbox_payments ADD CONSTRAINT sandbox_payments_business_id_fkey FOREIGN KEY (business_id) REFERENCES businesses (id);
+ALTER TABLE sandbox_callbacks ADD CONSTRAINT sandbox_callbacks_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES sandbox_payments (id);
+ALTER TABLE sandbox_callbacks ADD CONSTRAINT sandbox_callbacks_business_id_fkey FOREIGN KEY (business_id) REFERENCES businesses (id);
+ALTER TABLE recurring_cycles ADD CONSTRAINT recurring_cycles_business_id_customer_id_fkey
+    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id);
+ALTER TABLE recurring_cycles ADD CONSTRAINT recurring_cycles_business_id_plan_id_fkey
+    FOREIGN KEY (business_id, plan_id) REFERENCES recurring_plans (business_id, id);
+ALTER TABLE invoice_audit ADD CONSTRAINT invoice_audit_invoice_id_fkey FOREIGN KEY (invoice_id) REFERENCES invoices (id);
