@@ -11,7 +11,8 @@ import (
 	"github.com/tagihan/billing/internal/pgtest"
 )
 
-// The references of migration 20261201000007: each replaced foreign key,
+// The references of migrations 20261201000007 and 20261201000008: each
+// replaced foreign key,
 // as (referencing table, referenced table, referencing columns,
 // referenced columns).
 var statementReferences = []struct {
@@ -32,6 +33,10 @@ var statementReferences = []struct {
 	{"recurring_cycles", "customers", []string{"business_id", "customer_id"}, []string{"business_id", "id"}},
 	{"recurring_cycles", "recurring_plans", []string{"business_id", "plan_id"}, []string{"business_id", "id"}},
 	{"invoice_audit", "invoices", []string{"invoice_id"}, []string{"id"}},
+	// Migration 20261201000008.
+	{"invoices", "recurring_cycles", []string{"business_id", "cycle_id"}, []string{"business_id", "id"}},
+	{"payment_tokens", "payment_requests", []string{"business_id", "consent_payment_request_id"}, []string{"business_id", "id"}},
+	{"recurring_plans", "payment_requests", []string{"business_id", "auth_payment_request_id"}, []string{"business_id", "id"}},
 }
 
 // TestReferencesAreWired checks that each reference of migration
@@ -78,6 +83,14 @@ func TestReferencesAreWired(t *testing.T) {
 		}
 	}
 	for parent := range parents {
+		// check_reference finds each key by the referenced table's
+		// primary key, its last column pair: id.
+		var pk string
+		if err := db.Pool.QueryRow(ctx, `SELECT string_agg(a.attname, ', ') FROM pg_index i
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+			WHERE i.indrelid = $1::regclass AND i.indisprimary`, parent).Scan(&pk); err != nil || pk != "id" {
+			t.Errorf("%s: primary key (%s), want (id) (%v)", parent, pk, err)
+		}
 		var fixed int
 		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgrelid = $1::regclass
 			AND tgfoid = 'refuse_key_change'::regproc AND tgqual IS NOT NULL`, parent).Scan(&fixed); err != nil || fixed != 1 {
@@ -109,7 +122,7 @@ func TestReferenceChecks(t *testing.T) {
 			t.Fatalf("%s: err %v, want foreign_key_violation naming column %q", what, err, column)
 		}
 	}
-	must(`CREATE TABLE t_parent (business_id text NOT NULL, id text NOT NULL, UNIQUE (business_id, id))`)
+	must(`CREATE TABLE t_parent (business_id text NOT NULL, id text PRIMARY KEY)`)
 	must(`CREATE TABLE t_child (id serial PRIMARY KEY, business_id text NOT NULL, parent_id text, note text)`)
 	must(`CREATE TRIGGER t_child_ref AFTER INSERT ON t_child REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
 		EXECUTE FUNCTION check_reference('t_parent', 'business_id', 'business_id', 'parent_id', 'id')`)

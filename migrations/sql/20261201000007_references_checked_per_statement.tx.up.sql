@@ -10,9 +10,9 @@
 --
 -- 1. On the referencing table, AFTER INSERT FOR EACH STATEMENT with the
 --    statement's new rows (check_reference): one query per statement
---    probes the referenced table's unique index once per distinct key and
---    locks the rows found FOR KEY SHARE, in key order, as the key's checks
---    did; a key that names no row fails the statement with
+--    probes the referenced table's primary key once per distinct key,
+--    compares the business on the row found, and locks the rows found FOR
+--    KEY SHARE, in key order, as the key's checks did; a key that names no row fails the statement with
 --    foreign_key_violation, naming the table, the column(s) and the
 --    trigger. A row with a NULL among its columns is not checked (MATCH
 --    SIMPLE, as the keys were).
@@ -37,33 +37,43 @@
 CREATE FUNCTION check_reference() RETURNS trigger LANGUAGE plpgsql
     SET enable_seqscan = off SET enable_bitmapscan = off AS $$
 -- TG_ARGV: the referenced table, then pairs of (referencing column,
--- referenced column).
+-- referenced column), the last pair naming the referenced table's
+-- primary key (id): each key is found by a probe of that index alone,
+-- whatever other index the planner might think cheaper, and its other
+-- columns (the business) compared on the row found.
 DECLARE
+    last int := TG_NARGS - 2;
     keys text := '';
     present text := '';
-    matches text := '';
+    found_columns text := 'true AS hit';
+    same text := 'true';
     columns text := '';
+    sorted text := '';
     query text;
     wanted bigint;
     found bigint;
 BEGIN
-    FOR i IN 1 .. TG_NARGS - 1 BY 2 LOOP
+    FOR i IN 1 .. last BY 2 LOOP
         IF i > 1 THEN
             keys := keys || ', ';
             present := present || ' AND ';
-            matches := matches || ' AND ';
             columns := columns || ', ';
+            sorted := sorted || ', ';
         END IF;
         keys := keys || format('n.%I AS k%s', TG_ARGV[i], i);
         present := present || format('n.%I IS NOT NULL', TG_ARGV[i]);
-        matches := matches || format('p.%I = k.k%s', TG_ARGV[i + 1], i);
         columns := columns || TG_ARGV[i];
+        sorted := sorted || format('k%s', i);
+        IF i < last THEN
+            found_columns := found_columns || format(', p.%I AS c%s', TG_ARGV[i + 1], i);
+            same := same || format(' AND l.c%s = k.k%s', i, i);
+        END IF;
     END LOOP;
     query := format('WITH k AS MATERIALIZED (SELECT DISTINCT %s FROM %s AS n WHERE %s ORDER BY %s)
         SELECT (SELECT count(*) FROM k),
-            (SELECT count(*) FROM k, LATERAL (SELECT 1 FROM %I AS p WHERE %s FOR KEY SHARE OF p) AS l)',
-        keys, CASE WHEN TG_LEVEL = 'STATEMENT' THEN 'new_rows' ELSE '(SELECT ($1).*)' END, present,
-        (SELECT string_agg(g::text, ', ') FROM generate_series(1, (TG_NARGS - 1) / 2) AS g), TG_ARGV[0], matches);
+            (SELECT count(*) FROM k, LATERAL (SELECT %s FROM %I AS p WHERE p.%I = k.k%s FOR KEY SHARE OF p) AS l WHERE %s)',
+        keys, CASE WHEN TG_LEVEL = 'STATEMENT' THEN 'new_rows' ELSE '(SELECT ($1).*)' END, present, sorted,
+        found_columns, TG_ARGV[0], TG_ARGV[last + 1], last, same);
     IF TG_LEVEL = 'STATEMENT' THEN
         EXECUTE query INTO wanted, found;
     ELSE
