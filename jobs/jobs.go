@@ -40,6 +40,19 @@ type Deps struct {
 	Engine *engine.Service
 }
 
+// How soon a job is picked up. River's defaults (100 ms between fetches,
+// a poll every second) leave a job scheduled for an instant waiting up to
+// a second after it: River makes scheduled jobs available ahead of time,
+// and only the poll fetches them once their time has come. Cycles due at
+// one moment then started up to a second late, and the helper triggers
+// and the sandbox's callback deliveries each waited up to 100 ms. An idle
+// process polls five times a second instead of once: one indexed query
+// each (docs/engine.md, "Scheduling").
+const (
+	fetchCooldown     = 10 * time.Millisecond
+	fetchPollInterval = 200 * time.Millisecond
+)
+
 // Config configures the River client.
 type Config struct {
 	// Work says whether this client works jobs (roles all and worker) or only
@@ -88,9 +101,11 @@ func NewClient(pool *pgxpool.Pool, deps Deps, cfg Config) (*river.Client[pgx.Tx]
 		return nil, err
 	}
 	rc := &river.Config{
-		Workers:  workers,
-		Logger:   cfg.Logger,
-		TestOnly: cfg.TestOnly,
+		Workers:           workers,
+		Logger:            cfg.Logger,
+		TestOnly:          cfg.TestOnly,
+		FetchCooldown:     fetchCooldown,
+		FetchPollInterval: fetchPollInterval,
 	}
 	if cfg.Work {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}
