@@ -100,8 +100,8 @@ func TestReferencesAreWired(t *testing.T) {
 }
 
 // TestReferenceChecks exercises check_reference, keep_referenced and
-// refuse_key_change on tables of their own, wired as the migration wires
-// the engine's, and then on one of the engine's tables.
+// refuse_key_change on tables of their own, wired by add_reference as the
+// migrations wire the engine's, and then on one of the engine's tables.
 func TestReferenceChecks(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -124,13 +124,7 @@ func TestReferenceChecks(t *testing.T) {
 	}
 	must(`CREATE TABLE t_parent (business_id text NOT NULL, id text PRIMARY KEY)`)
 	must(`CREATE TABLE t_child (id serial PRIMARY KEY, business_id text NOT NULL, parent_id text, note text)`)
-	must(`CREATE TRIGGER t_child_ref AFTER INSERT ON t_child REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-		EXECUTE FUNCTION check_reference('t_parent', 'business_id', 'business_id', 'parent_id', 'id')`)
-	must(`CREATE TRIGGER t_child_ref_update BEFORE UPDATE OF business_id, parent_id ON t_child FOR EACH ROW
-		WHEN (OLD.business_id IS DISTINCT FROM NEW.business_id OR OLD.parent_id IS DISTINCT FROM NEW.parent_id)
-		EXECUTE FUNCTION check_reference('t_parent', 'business_id', 'business_id', 'parent_id', 'id')`)
-	must(`CREATE TRIGGER t_child_ref_delete BEFORE DELETE ON t_parent FOR EACH ROW
-		EXECUTE FUNCTION keep_referenced('t_child', 'business_id', 'business_id', 'id', 'parent_id')`)
+	must(`SELECT add_reference('t_child', 'parent_ref', 't_parent', ARRAY['business_id', 'parent_id'], ARRAY['business_id', 'id'])`)
 	must(`CREATE TRIGGER t_parent_key_fixed BEFORE UPDATE OF id, business_id ON t_parent FOR EACH ROW
 		WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.business_id IS DISTINCT FROM NEW.business_id) EXECUTE FUNCTION refuse_key_change()`)
 	must(`INSERT INTO t_parent VALUES ('b1', 'p1'), ('b1', 'p2'), ('b2', 'p3'), ('b2', 'p9')`)

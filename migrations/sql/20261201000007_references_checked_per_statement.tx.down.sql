@@ -1,45 +1,12 @@
-DROP TRIGGER cycle_attempts_cycle_ref ON cycle_attempts;
-DROP TRIGGER cycle_attempts_cycle_ref_update ON cycle_attempts;
-DROP TRIGGER cycle_attempts_cycle_ref_delete ON recurring_cycles;
-DROP TRIGGER payment_requests_token_ref ON payment_requests;
-DROP TRIGGER payment_requests_token_ref_update ON payment_requests;
-DROP TRIGGER payment_requests_token_ref_delete ON payment_tokens;
-DROP TRIGGER payment_requests_customer_ref ON payment_requests;
-DROP TRIGGER payment_requests_customer_ref_update ON payment_requests;
-DROP TRIGGER payment_requests_customer_ref_delete ON customers;
-DROP TRIGGER payments_request_ref ON payments;
-DROP TRIGGER payments_request_ref_update ON payments;
-DROP TRIGGER payments_request_ref_delete ON payment_requests;
-DROP TRIGGER payments_customer_ref ON payments;
-DROP TRIGGER payments_customer_ref_update ON payments;
-DROP TRIGGER payments_customer_ref_delete ON customers;
-DROP TRIGGER payments_token_ref ON payments;
-DROP TRIGGER payments_token_ref_update ON payments;
-DROP TRIGGER payments_token_ref_delete ON payment_tokens;
-DROP TRIGGER provider_callbacks_business_ref ON provider_callbacks;
-DROP TRIGGER provider_callbacks_business_ref_update ON provider_callbacks;
-DROP TRIGGER provider_callbacks_business_ref_delete ON businesses;
-DROP TRIGGER sandbox_payments_token_ref ON sandbox_payments;
-DROP TRIGGER sandbox_payments_token_ref_update ON sandbox_payments;
-DROP TRIGGER sandbox_payments_token_ref_delete ON sandbox_tokens;
-DROP TRIGGER sandbox_payments_business_ref ON sandbox_payments;
-DROP TRIGGER sandbox_payments_business_ref_update ON sandbox_payments;
-DROP TRIGGER sandbox_payments_business_ref_delete ON businesses;
-DROP TRIGGER sandbox_callbacks_payment_ref ON sandbox_callbacks;
-DROP TRIGGER sandbox_callbacks_payment_ref_update ON sandbox_callbacks;
-DROP TRIGGER sandbox_callbacks_payment_ref_delete ON sandbox_payments;
-DROP TRIGGER sandbox_callbacks_business_ref ON sandbox_callbacks;
-DROP TRIGGER sandbox_callbacks_business_ref_update ON sandbox_callbacks;
-DROP TRIGGER sandbox_callbacks_business_ref_delete ON businesses;
-DROP TRIGGER recurring_cycles_customer_ref ON recurring_cycles;
-DROP TRIGGER recurring_cycles_customer_ref_update ON recurring_cycles;
-DROP TRIGGER recurring_cycles_customer_ref_delete ON customers;
-DROP TRIGGER recurring_cycles_plan_ref ON recurring_cycles;
-DROP TRIGGER recurring_cycles_plan_ref_update ON recurring_cycles;
-DROP TRIGGER recurring_cycles_plan_ref_delete ON recurring_plans;
-DROP TRIGGER invoice_audit_invoice_ref ON invoice_audit;
-DROP TRIGGER invoice_audit_invoice_ref_update ON invoice_audit;
-DROP TRIGGER invoice_audit_invoice_ref_delete ON invoices;
+SELECT drop_reference(tab, name, parent) FROM (VALUES
+    ('cycle_attempts', 'cycle_ref', 'recurring_cycles'), ('payment_requests', 'token_ref', 'payment_tokens'),
+    ('payment_requests', 'customer_ref', 'customers'), ('payments', 'request_ref', 'payment_requests'),
+    ('payments', 'customer_ref', 'customers'), ('payments', 'token_ref', 'payment_tokens'),
+    ('provider_callbacks', 'business_ref', 'businesses'), ('sandbox_payments', 'token_ref', 'sandbox_tokens'),
+    ('sandbox_payments', 'business_ref', 'businesses'), ('sandbox_callbacks', 'payment_ref', 'sandbox_payments'),
+    ('sandbox_callbacks', 'business_ref', 'businesses'), ('recurring_cycles', 'customer_ref', 'customers'),
+    ('recurring_cycles', 'plan_ref', 'recurring_plans'), ('invoice_audit', 'invoice_ref', 'invoices')
+) AS r(tab, name, parent);
 DROP TRIGGER businesses_key_fixed ON businesses;
 DROP TRIGGER customers_key_fixed ON customers;
 DROP TRIGGER payment_tokens_key_fixed ON payment_tokens;
@@ -49,6 +16,8 @@ DROP TRIGGER recurring_cycles_key_fixed ON recurring_cycles;
 DROP TRIGGER invoices_key_fixed ON invoices;
 DROP TRIGGER sandbox_tokens_key_fixed ON sandbox_tokens;
 DROP TRIGGER sandbox_payments_key_fixed ON sandbox_payments;
+DROP FUNCTION add_reference(text, text, text, text[], text[]);
+DROP FUNCTION drop_reference(text, text, text);
 DROP FUNCTION check_reference();
 DROP FUNCTION keep_referenced();
 DROP FUNCTION refuse_key_change();

@@ -14,32 +14,11 @@ ALTER TABLE invoices DROP CONSTRAINT invoices_business_id_cycle_id_fkey;
 ALTER TABLE payment_tokens DROP CONSTRAINT payment_tokens_business_id_consent_payment_request_id_fkey;
 ALTER TABLE recurring_plans DROP CONSTRAINT recurring_plans_business_id_auth_payment_request_id_fkey;
 
--- invoices (business_id, cycle_id) → recurring_cycles
-CREATE TRIGGER invoices_cycle_ref AFTER INSERT ON invoices REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION check_reference('recurring_cycles', 'business_id', 'business_id', 'cycle_id', 'id');
-CREATE TRIGGER invoices_cycle_ref_update BEFORE UPDATE OF business_id, cycle_id ON invoices FOR EACH ROW
-    WHEN (OLD.business_id IS DISTINCT FROM NEW.business_id OR OLD.cycle_id IS DISTINCT FROM NEW.cycle_id)
-    EXECUTE FUNCTION check_reference('recurring_cycles', 'business_id', 'business_id', 'cycle_id', 'id');
-CREATE TRIGGER invoices_cycle_ref_delete BEFORE DELETE ON recurring_cycles FOR EACH ROW
-    EXECUTE FUNCTION keep_referenced('invoices', 'business_id', 'business_id', 'id', 'cycle_id');
-
--- payment_tokens (business_id, consent_payment_request_id) → payment_requests
-CREATE TRIGGER payment_tokens_consent_ref AFTER INSERT ON payment_tokens REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION check_reference('payment_requests', 'business_id', 'business_id', 'consent_payment_request_id', 'id');
-CREATE TRIGGER payment_tokens_consent_ref_update BEFORE UPDATE OF business_id, consent_payment_request_id ON payment_tokens FOR EACH ROW
-    WHEN (OLD.business_id IS DISTINCT FROM NEW.business_id OR OLD.consent_payment_request_id IS DISTINCT FROM NEW.consent_payment_request_id)
-    EXECUTE FUNCTION check_reference('payment_requests', 'business_id', 'business_id', 'consent_payment_request_id', 'id');
-CREATE TRIGGER payment_tokens_consent_ref_delete BEFORE DELETE ON payment_requests FOR EACH ROW
-    EXECUTE FUNCTION keep_referenced('payment_tokens', 'business_id', 'business_id', 'id', 'consent_payment_request_id');
-
--- recurring_plans (business_id, auth_payment_request_id) → payment_requests
-CREATE TRIGGER recurring_plans_auth_ref AFTER INSERT ON recurring_plans REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION check_reference('payment_requests', 'business_id', 'business_id', 'auth_payment_request_id', 'id');
-CREATE TRIGGER recurring_plans_auth_ref_update BEFORE UPDATE OF business_id, auth_payment_request_id ON recurring_plans FOR EACH ROW
-    WHEN (OLD.business_id IS DISTINCT FROM NEW.business_id OR OLD.auth_payment_request_id IS DISTINCT FROM NEW.auth_payment_request_id)
-    EXECUTE FUNCTION check_reference('payment_requests', 'business_id', 'business_id', 'auth_payment_request_id', 'id');
-CREATE TRIGGER recurring_plans_auth_ref_delete BEFORE DELETE ON payment_requests FOR EACH ROW
-    EXECUTE FUNCTION keep_referenced('recurring_plans', 'business_id', 'business_id', 'id', 'auth_payment_request_id');
+SELECT add_reference(tab, name, parent, columns, keys) FROM (VALUES
+    ('invoices', 'cycle_ref', 'recurring_cycles', ARRAY['business_id', 'cycle_id'], ARRAY['business_id', 'id']),
+    ('payment_tokens', 'consent_ref', 'payment_requests', ARRAY['business_id', 'consent_payment_request_id'], ARRAY['business_id', 'id']),
+    ('recurring_plans', 'auth_ref', 'payment_requests', ARRAY['business_id', 'auth_payment_request_id'], ARRAY['business_id', 'id'])
+) AS r(tab, name, parent, columns, keys);
 
 ALTER TABLE recurring_cycles DROP CONSTRAINT recurring_cycles_business_id_id_key;
 ALTER TABLE payment_requests DROP CONSTRAINT payment_requests_business_id_id_key;
