@@ -87,9 +87,16 @@ type attemptView struct {
 // MarshalJSON writes the action as one of Xendit's attempt_details, with
 // the payment request that carried it.
 func (a *Attempt) MarshalJSON() ([]byte, error) {
-	return json.Marshal(attemptView{AttemptNumber: a.AttemptNumber, ActionNumber: a.ActionNumber, Type: a.Type, Status: a.Status,
+	return json.Marshal(a.view())
+}
+
+// view is the action as MarshalJSON writes it. Documents that hold
+// actions hold their views, so that encoding/json writes them in the
+// same pass instead of calling MarshalJSON and re-reading its output.
+func (a *Attempt) view() attemptView {
+	return attemptView{AttemptNumber: a.AttemptNumber, ActionNumber: a.ActionNumber, Type: a.Type, Status: a.Status,
 		PaymentTokenID: a.PaymentTokenID, PaymentRequestID: a.PaymentRequestID, FailureCode: a.FailureCode,
-		NextRetryTimestamp: formatOptional(a.NextRetryTimestamp), Created: billing.FormatTime(a.Created)})
+		NextRetryTimestamp: formatOptional(a.NextRetryTimestamp), Created: billing.FormatTime(a.Created)}
 }
 
 // attemptKey is the provider idempotency key of an action (SPEC §5.3).

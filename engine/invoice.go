@@ -195,6 +195,11 @@ type lineView struct {
 
 // MarshalJSON writes the line as the API shows it.
 func (l *InvoiceLine) MarshalJSON() ([]byte, error) {
+	return json.Marshal(l.view())
+}
+
+// view is the line as MarshalJSON writes it (see Attempt.view).
+func (l *InvoiceLine) view() lineView {
 	v := lineView{ID: l.ID, Kind: l.Kind, Meter: l.Meter, Description: l.Description, Tiers: l.Tiers,
 		Amount: billing.NumberOf(l.Amount), Usage: l.Usage, LateCycleID: l.LateCycleID, Reason: l.Reason,
 		CreatedBy: l.CreatedBy, Created: billing.FormatTime(l.Created)}
@@ -202,7 +207,7 @@ func (l *InvoiceLine) MarshalJSON() ([]byte, error) {
 	if v.Tiers == nil {
 		v.Tiers = []TierUsage{}
 	}
-	return json.Marshal(v)
+	return v
 }
 
 func nullNumber(d decimal.NullDecimal) *billing.Number {
@@ -240,35 +245,40 @@ type creditNoteView struct {
 
 // MarshalJSON writes the credit note as the API shows it.
 func (cn *CreditNote) MarshalJSON() ([]byte, error) {
-	return json.Marshal(creditNoteView{ID: cn.ID, InvoiceID: cn.InvoiceID, Amount: billing.NumberOf(cn.Amount),
-		Reason: cn.Reason, Actor: cn.Actor, Created: billing.FormatTime(cn.Created)})
+	return json.Marshal(cn.view())
+}
+
+// view is the credit note as MarshalJSON writes it (see Attempt.view).
+func (cn *CreditNote) view() creditNoteView {
+	return creditNoteView{ID: cn.ID, InvoiceID: cn.InvoiceID, Amount: billing.NumberOf(cn.Amount),
+		Reason: cn.Reason, Actor: cn.Actor, Created: billing.FormatTime(cn.Created)}
 }
 
 type invoiceView struct {
-	ID             string         `json:"id"`
-	Number         *string        `json:"number"`
-	CycleID        string         `json:"cycle_id"`
-	PlanID         string         `json:"plan_id"`
-	CustomerID     string         `json:"customer_id"`
-	Currency       string         `json:"currency"`
-	Period         periodView     `json:"period"`
-	Status         string         `json:"status"`
-	ReviewStatus   string         `json:"review_status"`
-	ReviewReasons  []string       `json:"review_reasons"`
-	Lines          []*InvoiceLine `json:"lines"`
-	Subtotal       billing.Number `json:"subtotal"`
-	Total          billing.Number `json:"total"`
-	AmountPaid     billing.Number `json:"amount_paid"`
-	AmountDue      billing.Number `json:"amount_due"`
-	AmountCredited billing.Number `json:"amount_credited"`
-	DueAt          string         `json:"due_at"`
-	FinalizedAt    *string        `json:"finalized_at"`
-	PaidAt         *string        `json:"paid_at"`
-	VoidedAt       *string        `json:"voided_at"`
-	Audit          []auditView    `json:"audit"`
-	CreditNotes    []*CreditNote  `json:"credit_notes"`
-	Created        string         `json:"created"`
-	Updated        string         `json:"updated"`
+	ID             string           `json:"id"`
+	Number         *string          `json:"number"`
+	CycleID        string           `json:"cycle_id"`
+	PlanID         string           `json:"plan_id"`
+	CustomerID     string           `json:"customer_id"`
+	Currency       string           `json:"currency"`
+	Period         periodView       `json:"period"`
+	Status         string           `json:"status"`
+	ReviewStatus   string           `json:"review_status"`
+	ReviewReasons  []string         `json:"review_reasons"`
+	Lines          []lineView       `json:"lines"`
+	Subtotal       billing.Number   `json:"subtotal"`
+	Total          billing.Number   `json:"total"`
+	AmountPaid     billing.Number   `json:"amount_paid"`
+	AmountDue      billing.Number   `json:"amount_due"`
+	AmountCredited billing.Number   `json:"amount_credited"`
+	DueAt          string           `json:"due_at"`
+	FinalizedAt    *string          `json:"finalized_at"`
+	PaidAt         *string          `json:"paid_at"`
+	VoidedAt       *string          `json:"voided_at"`
+	Audit          []auditView      `json:"audit"`
+	CreditNotes    []creditNoteView `json:"credit_notes"`
+	Created        string           `json:"created"`
+	Updated        string           `json:"updated"`
 }
 
 // AmountDue is what is still owed: the total less what was paid, or
@@ -290,24 +300,24 @@ func (inv *Invoice) MarshalJSON() ([]byte, error) {
 	v := invoiceView{
 		ID: inv.ID, Number: inv.Number, CycleID: inv.CycleID, PlanID: inv.PlanID, CustomerID: inv.CustomerID,
 		Currency: string(inv.Currency), Period: periodView{Start: billing.FormatTime(inv.PeriodStart), End: billing.FormatTime(inv.PeriodEnd)},
-		Status: inv.Status, ReviewStatus: inv.ReviewStatus, ReviewReasons: inv.ReviewReasons, Lines: inv.Lines,
+		Status: inv.Status, ReviewStatus: inv.ReviewStatus, ReviewReasons: inv.ReviewReasons, Lines: make([]lineView, len(inv.Lines)),
 		Subtotal: billing.NumberOf(inv.Subtotal), Total: billing.NumberOf(inv.Total), AmountPaid: billing.NumberOf(inv.AmountPaid),
 		AmountDue: billing.NumberOf(inv.AmountDue()), AmountCredited: billing.NumberOf(credited),
 		DueAt: billing.FormatTime(inv.DueAt), FinalizedAt: formatOptional(inv.FinalizedAt), PaidAt: formatOptional(inv.PaidAt),
-		VoidedAt: formatOptional(inv.VoidedAt), Audit: []auditView{}, CreditNotes: inv.CreditNotes,
+		VoidedAt: formatOptional(inv.VoidedAt), Audit: make([]auditView, len(inv.Audit)), CreditNotes: make([]creditNoteView, len(inv.CreditNotes)),
 		Created: billing.FormatTime(inv.Created), Updated: billing.FormatTime(inv.Updated),
 	}
 	if v.ReviewReasons == nil {
 		v.ReviewReasons = []string{}
 	}
-	if v.Lines == nil {
-		v.Lines = []*InvoiceLine{}
+	for i, l := range inv.Lines {
+		v.Lines[i] = l.view()
 	}
-	if v.CreditNotes == nil {
-		v.CreditNotes = []*CreditNote{}
+	for i, cn := range inv.CreditNotes {
+		v.CreditNotes[i] = cn.view()
 	}
-	for _, a := range inv.Audit {
-		v.Audit = append(v.Audit, auditView{ID: a.ID, Action: a.Action, Actor: a.Actor, Note: a.Note, Created: billing.FormatTime(a.Created)})
+	for i, a := range inv.Audit {
+		v.Audit[i] = auditView{ID: a.ID, Action: a.Action, Actor: a.Actor, Note: a.Note, Created: billing.FormatTime(a.Created)}
 	}
 	return json.Marshal(v)
 }

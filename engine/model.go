@@ -393,7 +393,7 @@ type cycleView struct {
 	CycleNumber        int                        `json:"cycle_number"`
 	AttemptCount       int                        `json:"attempt_count"`
 	ForcedAttemptCount int                        `json:"forced_attempt_count"`
-	AttemptDetails     []*Attempt                 `json:"attempt_details"`
+	AttemptDetails     []attemptView              `json:"attempt_details"`
 	Status             string                     `json:"status"`
 	ScheduledTimestamp string                     `json:"scheduled_timestamp"`
 	Currency           string                     `json:"currency"`
@@ -413,7 +413,7 @@ func (c *Cycle) MarshalJSON() ([]byte, error) {
 	v := cycleView{
 		ID: c.ID, ReferenceID: c.plan.ReferenceID, PlanID: c.PlanID, CustomerID: c.CustomerID, RecurringAction: c.plan.RecurringAction,
 		Type: c.Type, CycleNumber: c.CycleNumber, AttemptCount: c.AttemptCount, ForcedAttemptCount: c.ForcedAttemptCount,
-		AttemptDetails: c.attempts, Status: c.Status, ScheduledTimestamp: billing.FormatTime(c.ScheduledTimestamp), Currency: c.Currency,
+		AttemptDetails: make([]attemptView, len(c.attempts)), Status: c.Status, ScheduledTimestamp: billing.FormatTime(c.ScheduledTimestamp), Currency: c.Currency,
 		Amount: billing.NumberOf(c.ShownAmount()), Metadata: c.Metadata,
 		UsageWindow: windowView{Start: billing.FormatTime(c.UsageWindowStart), End: billing.FormatTime(c.UsageWindowEnd)},
 		FixAt:       billing.FormatTime(c.FixAt), InvoiceID: c.InvoiceID,
@@ -423,8 +423,8 @@ func (c *Cycle) MarshalJSON() ([]byte, error) {
 		s := billing.FormatTime(*c.AmountFixedAt)
 		v.AmountFixedAt = &s
 	}
-	if v.AttemptDetails == nil {
-		v.AttemptDetails = []*Attempt{}
+	for i, a := range c.attempts {
+		v.AttemptDetails[i] = a.view()
 	}
 	return json.Marshal(v)
 }
