@@ -68,8 +68,11 @@ type Attempt struct {
 	// attempt that is retried: the attempt time plus retry_interval_count
 	// days.
 	NextRetryTimestamp *time.Time `bun:"next_retry_timestamp"`
-	Created            time.Time  `bun:"created"`
-	Updated            time.Time  `bun:"updated"`
+	// RequestKey is the Idempotency-Key of the force_attempt request that
+	// opened this action, the first of a FORCED attempt; nil otherwise.
+	RequestKey *string   `bun:"request_key"`
+	Created    time.Time `bun:"created"`
+	Updated    time.Time `bun:"updated"`
 }
 
 type attemptView struct {

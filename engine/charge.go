@@ -178,13 +178,14 @@ func chargeable(plan *Plan, c *Cycle) bool {
 // openAction opens the next action of plan's cycle c (both locked in tx)
 // at now: the next token of its current attempt when the cycle is PENDING
 // (an action failed and tokens are left), else a new attempt (FORCED when
-// forced). It returns the action to send after commit, or nil when the
+// forced, by the force_attempt request with Idempotency-Key requestKey,
+// "" for none). It returns the action to send after commit, or nil when the
 // cycle moved on without a charge: nothing left to charge (a zero amount,
 // an invoice paid by other means) succeeds it; an invoice that is not
 // chargeable (held for review, not finalized, void) clears its next action
 // until review puts CHARGE back; an attempt with no ACTIVE token left
 // fails.
-func (s *Service) openAction(ctx context.Context, tx bun.IDB, plan *Plan, c *Cycle, now time.Time, forced bool) (*outgoing, error) {
+func (s *Service) openAction(ctx context.Context, tx bun.IDB, plan *Plan, c *Cycle, now time.Time, forced bool, requestKey string) (*outgoing, error) {
 	if !chargeable(plan, c) {
 		if c.Status == CycleStatusPending && plan.Status == PlanStatusInactive {
 			// The plan was deactivated between two actions of an attempt
@@ -263,6 +264,9 @@ func (s *Service) openAction(ctx context.Context, tx bun.IDB, plan *Plan, c *Cyc
 		a.AttemptNumber, a.ActionNumber, a.Type = last.AttemptNumber, last.ActionNumber+1, last.Type
 	} else {
 		startAttempt(c, a, last, forced)
+		if forced && requestKey != "" {
+			a.RequestKey = &requestKey
+		}
 	}
 	a.ProviderKey = attemptKey(c.ID, a.AttemptNumber, a.ActionNumber)
 	tok, err := s.nextToken(ctx, tx, plan, tried)

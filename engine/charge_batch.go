@@ -39,7 +39,7 @@ func (s *Service) openCharges(ctx context.Context, tx bun.Tx, plans map[string]*
 		return nil, 0, err
 	}
 	one := eachCycle(func(ctx context.Context, tx bun.Tx, plan *Plan, c *Cycle) (*outgoing, error) {
-		return s.openAction(ctx, tx, plan, c, now, false)
+		return s.openAction(ctx, tx, plan, c, now, false, "")
 	})
 	more, moved, err := one(ctx, tx, plans, append(rest, alone...))
 	if err != nil {

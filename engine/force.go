@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/tagihan/billing/internal/business"
@@ -21,7 +22,12 @@ import (
 // attempts, can be forced; else 403 INELIGIBLE_CYCLE_REQUEST. An attempt
 // cut short by a crash is sent by the engine itself (SEND_CHARGE); until
 // it settles the cycle is PENDING and cannot be forced.
-func (s *Service) ForceAttempt(ctx context.Context, biz *business.Business, now time.Time, planID, id string) (*Cycle, error) {
+//
+// requestKey is the request's Idempotency-Key ("" for none), stored on the
+// attempt it opens. The same request made again finds that attempt and
+// carries on from it instead (resumeForced): it never opens a second one,
+// and it answers with the cycle however the attempt went.
+func (s *Service) ForceAttempt(ctx context.Context, biz *business.Business, now time.Time, planID, id, requestKey string) (*Cycle, error) {
 	now = truncate(now)
 	var out *outgoing
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -32,6 +38,15 @@ func (s *Service) ForceAttempt(ctx context.Context, biz *business.Business, now 
 		c, err := getCycle(ctx, tx, plan, id, true)
 		if err != nil {
 			return err
+		}
+		if requestKey != "" {
+			prior, err := forcedBy(ctx, tx, c, requestKey)
+			if err != nil || prior != nil {
+				if prior != nil {
+					out, err = s.resumeForced(ctx, tx, plan, c.bind(plan), prior, now)
+				}
+				return err
+			}
 		}
 		switch {
 		case c.Type != CycleTypeScheduled || (c.Status != CycleStatusScheduled && c.Status != CycleStatusRetrying):
@@ -62,7 +77,7 @@ func (s *Service) ForceAttempt(ctx context.Context, biz *business.Business, now 
 		if hold != nil {
 			return errIneligibleCycle("%s", hold.explain(inv))
 		}
-		out, err = s.openAction(ctx, tx, plan, c, now, true)
+		out, err = s.openAction(ctx, tx, plan, c, now, true, requestKey)
 		return err
 	})
 	if err != nil {
@@ -72,4 +87,36 @@ func (s *Service) ForceAttempt(ctx context.Context, biz *business.Business, now 
 		s.sendAll(ctx, biz, now, []*outgoing{out})
 	}
 	return s.GetCycle(ctx, s.db, biz.ID, planID, id)
+}
+
+// forcedBy returns the action of cycle c that the force_attempt request
+// with Idempotency-Key key opened, or nil.
+func forcedBy(ctx context.Context, tx bun.IDB, c *Cycle, key string) (*Attempt, error) {
+	var as []*Attempt
+	if err := tx.NewSelect().Model(&as).Where("cycle_id = ?", c.ID).Where("request_key = ?", key).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find the forced attempt of cycle %s: %w", c.ID, err)
+	}
+	if len(as) == 0 {
+		return nil, nil
+	}
+	return as[0], nil
+}
+
+// resumeForced carries on from action a, which an earlier run of the same
+// force_attempt request opened on plan's cycle c (both locked in tx): when
+// the action was never answered (the cycle still holds its SEND_CHARGE
+// lease: that run was cut short before or during the provider call), its
+// lease is renewed and it is returned to send again, with its own
+// provider key, so that the provider answers as it did the first time, if
+// it was called; otherwise the attempt's outcome is known or awaited, and
+// nothing is to be done.
+func (s *Service) resumeForced(ctx context.Context, tx bun.IDB, plan *Plan, c *Cycle, a *Attempt, now time.Time) (*outgoing, error) {
+	if a.Status != AttemptPending || c.Status != CycleStatusPending || c.NextAction == nil || *c.NextAction != ActionSendCharge {
+		return nil, nil
+	}
+	c.NextActionAt, c.Updated = ptr(now.Add(chargeLease)), now
+	if err := saveCycleState(ctx, tx, c); err != nil {
+		return nil, err
+	}
+	return s.outgoingOf(ctx, tx, plan, c, a)
 }

@@ -11,7 +11,7 @@ import (
 
 func (w *chargeWorld) force(p *Plan, n int) (*Cycle, error) {
 	w.t.Helper()
-	return w.s.ForceAttempt(w.ctx, w.business(), w.now, p.ID, w.cycle(p, n).ID)
+	return w.s.ForceAttempt(w.ctx, w.business(), w.now, p.ID, w.cycle(p, n).ID, "")
 }
 
 // patchPlan applies a PATCH body to plan p at the world's time.
@@ -190,5 +190,72 @@ func TestLateCapture(t *testing.T) {
 	}
 	if st := w.service(); st.Status != customers.ServiceActive || w.planNow(p).Status != PlanStatusInactive {
 		t.Fatalf("service %s, plan %s", st.Status, w.planNow(p).Status)
+	}
+}
+
+// TestForceAttemptResumedWithItsKey: a force_attempt request keeps its
+// Idempotency-Key on the attempt it opens. Made again with that key, after
+// its first run committed the attempt and died before calling the
+// provider, it sends that action (its provider key, one charge) instead of
+// refusing the PENDING cycle, and answers with the cycle; made again once
+// the attempt has an outcome, it answers with the cycle as it is, and
+// opens no second attempt. Another key is a new request: refused while the
+// cycle is PENDING, a new forced attempt once it is not.
+func TestForceAttemptResumedWithItsKey(t *testing.T) {
+	w := newChargeWorld(t)
+	p := w.plan(w.planBody(w.token("")))
+	q := w.plan(w.planBody(w.token("always_fail")))
+	w.to("2026-02-14T00:00:00Z")
+	id := w.cycle(p, 1).ID
+	force := func(key string) (*Cycle, error) { return w.s.ForceAttempt(w.ctx, w.business(), w.now, p.ID, id, key) }
+	err := w.db.Bun.RunInTx(w.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		plan, c, err := lockCycle(ctx, tx, w.biz.ID, id)
+		if err != nil {
+			return err
+		}
+		_, err = w.s.openAction(ctx, tx, plan, c, w.now, true, "force-1") // and the request's run dies
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := id + "/1/1"
+	if c := w.cycle(p, 1); c.Status != CycleStatusPending || w.sandboxCharges(key) != 0 {
+		t.Fatalf("after the cut-short run: %s, %d charges", c.Status, w.sandboxCharges(key))
+	}
+	_, err = force("force-2")
+	wantReason(t, err, "INELIGIBLE_CYCLE_REQUEST")
+
+	c, err := force("force-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantList(t, "attempts", attempts(c), "1.1 FORCED SUCCEEDED")
+	if c.Status != CycleStatusSucceeded || c.ForcedAttemptCount != 1 || w.sandboxCharges(key) != 1 ||
+		w.count("SELECT count(*) FROM payment_requests WHERE provider_key = ?", key) != 1 ||
+		w.count("SELECT count(*) FROM payments WHERE payment_request_id = ? AND status = 'SUCCEEDED'", *c.attempts[0].PaymentRequestID) != 1 {
+		t.Fatalf("resumed: %s, %d forced, %d charges", c.Status, c.ForcedAttemptCount, w.sandboxCharges(key))
+	}
+	if c, err = force("force-1"); err != nil || c.Status != CycleStatusSucceeded || len(c.attempts) != 1 {
+		t.Fatalf("asked again after the outcome: %v, %v", c, err)
+	}
+	_, err = force("force-3")
+	wantReason(t, err, "INELIGIBLE_CYCLE_REQUEST")
+
+	// A forced attempt that failed: the same key answers with the cycle,
+	// back to SCHEDULED, and tries nothing more; a new key tries again.
+	qid := w.cycle(q, 1).ID
+	for i, k := range []string{"fail-1", "fail-1", "fail-2"} {
+		c, err := w.s.ForceAttempt(w.ctx, w.business(), w.now, q.ID, qid, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []int{1, 1, 2}[i]
+		if c.Status != CycleStatusScheduled || c.ForcedAttemptCount != want || len(c.attempts) != want {
+			t.Fatalf("force %d (%s): %s, %d forced, %v", i+1, k, c.Status, c.ForcedAttemptCount, attempts(c))
+		}
+	}
+	if n := w.count("SELECT count(*) FROM cycle_attempts WHERE cycle_id = ? AND request_key IS NOT NULL", qid); n != 2 {
+		t.Fatalf("%d attempts keep a request key, want 2", n)
 	}
 }

@@ -122,7 +122,7 @@ func TestInterruptedBeforeTheProvider(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = w.s.openAction(ctx, tx, plan, c, w.now, false) // and the worker dies
+		_, err = w.s.openAction(ctx, tx, plan, c, w.now, false, "") // and the worker dies
 		return err
 	})
 	if err != nil {

@@ -25,12 +25,14 @@ func (s *Server) chargingRoutes() []route {
 
 // forceAttempt answers POST …/cycles/{id}/force_attempt: the cycle after
 // its forced attempt was sent (docs/engine.md). It calls the provider, so
-// it commits in steps (apiOwnTx).
+// it commits in steps (apiOwnTx); the attempt keeps the request's
+// Idempotency-Key, so that a run taking over from one cut short carries on
+// from the attempt that run opened.
 func (s *Server) forceAttempt(ctx context.Context, r *request) (int, any, error) {
 	if err := noParameters(r.body); err != nil {
 		return 0, nil, err
 	}
-	c, err := s.engine.ForceAttempt(ctx, r.business, r.now, r.PathValue("plan_id"), r.PathValue("id"))
+	c, err := s.engine.ForceAttempt(ctx, r.business, r.now, r.PathValue("plan_id"), r.PathValue("id"), r.idempotencyKey)
 	if err != nil {
 		return 0, nil, err
 	}
