@@ -108,3 +108,23 @@ func TestCancellingAFixedCycle(t *testing.T) {
 		t.Fatalf("%d events billed (%v), want the one, by a void invoice", billedByVoid, err)
 	}
 }
+
+// TestCreditableBesideTheEnginesCreditNotes: what credit notes may still
+// give back is what was paid less the earlier credit notes of finance;
+// the engine's own (money taken beyond what the invoice owed, not in
+// amount_paid) do not reduce it.
+func TestCreditableBesideTheEnginesCreditNotes(t *testing.T) {
+	inv := &Invoice{AmountPaid: dec("100000")}
+	if got := inv.creditable(); !got.Equal(dec("100000")) {
+		t.Fatalf("nothing credited: %s", got)
+	}
+	inv.CreditNotes = []*CreditNote{{Amount: dec("100000"), Actor: ActorEngine}}
+	if got := inv.creditable(); !got.Equal(dec("100000")) {
+		t.Fatalf("beside an excess payment's credit note: %s, want 100000", got)
+	}
+	inv.CreditNotes = append(inv.CreditNotes, &CreditNote{Amount: dec("60000"), Actor: "key_finance"},
+		&CreditNote{Amount: dec("0.5"), Actor: "user_finance"})
+	if got := inv.creditable(); !got.Equal(dec("39999.5")) {
+		t.Fatalf("after finance's credit notes: %s, want 39999.5", got)
+	}
+}

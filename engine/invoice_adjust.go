@@ -140,9 +140,26 @@ func checkSignedMoney(v *billing.Validation, field string, d decimal.Decimal, cu
 	return d
 }
 
+// creditable is what credit notes may still give back on inv (with its
+// credit notes loaded): what was paid less the earlier credit notes that
+// give some of it back. The engine's own credit notes are not among them:
+// they record money taken beyond what the invoice owed (receive), which
+// its amount_paid does not hold.
+func (inv *Invoice) creditable() decimal.Decimal {
+	left := inv.AmountPaid
+	for _, cn := range inv.CreditNotes {
+		if cn.Actor != ActorEngine {
+			left = left.Sub(cn.Amount)
+		}
+	}
+	return left
+}
+
 // CreateCreditNote records a credit note on the business's invoice id at
 // now for actor: money owed back to the customer (a refund need), at most
-// what was paid less earlier credit notes (else 400 naming amount). An
+// what was paid less earlier credit notes (else 400 naming amount). The
+// engine's own credit notes do not count: they record money taken beyond
+// what the invoice owed (receive), which is not in its amount_paid. An
 // invoice with nothing paid is 403.
 func (s *Service) CreateCreditNote(ctx context.Context, tx bun.IDB, biz *business.Business, now time.Time, id, actor string, p CreditNoteParams) (*CreditNote, error) {
 	now = truncate(now)
@@ -156,10 +173,7 @@ func (s *Service) CreateCreditNote(ctx context.Context, tx bun.IDB, biz *busines
 	if err := loadDetails(ctx, tx, inv); err != nil {
 		return nil, err
 	}
-	left := inv.AmountPaid
-	for _, cn := range inv.CreditNotes {
-		left = left.Sub(cn.Amount)
-	}
+	left := inv.creditable()
 	var v billing.Validation
 	amount := p.Amount.Decimal
 	if v.Check(amount.IsPositive(), "amount", "must be greater than zero") {
