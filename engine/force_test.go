@@ -266,3 +266,59 @@ func TestForceAttemptResumedWithItsKey(t *testing.T) {
 		t.Fatalf("%d attempts keep a request key, want 2", n)
 	}
 }
+
+// TestImmediateChargeReviewed: the review rules apply to the immediate
+// cycle's invoice (SPEC §5.6). With a MANUAL policy it is a DRAFT that
+// NEEDS_REVIEW and nothing is charged, the plan PENDING, until finance
+// approves it; then it is numbered and charged, and the plan starts.
+// Above max_total it is held too, and voiding it ends the plan that never
+// started: INACTIVE.
+func TestImmediateChargeReviewed(t *testing.T) {
+	w := newChargeWorld(t)
+	tok := w.token("")
+	body := w.planBody(tok)
+	body["immediate_action_type"], body["review_policy"] = "FULL_AMOUNT", map[string]any{"mode": "MANUAL"}
+	before := len(w.events(0))
+	p := w.plan(body)
+	w.runDue()
+	c, inv := w.cycle(p, 0), w.invoiceOf(w.cycle(p, 0))
+	if p = w.planNow(p); p.Status != PlanStatusPending || c.Status != CycleStatusScheduled || c.NextAction != nil ||
+		inv.Status != InvoiceStatusDraft || inv.ReviewStatus != ReviewNeedsReview || inv.Number != nil || len(c.attempts) != 0 {
+		t.Fatalf("plan %s; cycle 0 %s next %v, %d attempts; invoice %s %s %v", p.Status, c.Status, c.NextAction, len(c.attempts),
+			inv.Status, inv.ReviewStatus, inv.Number)
+	}
+	wantList(t, "review reasons", inv.ReviewReasons, reasonManual)
+	wantList(t, "events", w.events(before), "recurring.cycle.created", "invoice.needs_review")
+	act := func(do func(ctx context.Context, tx bun.Tx) error) {
+		t.Helper()
+		if err := w.db.Bun.RunInTx(w.ctx, nil, do); err != nil {
+			t.Fatal(err)
+		}
+	}
+	act(func(ctx context.Context, tx bun.Tx) error {
+		_, err := w.s.ApproveInvoice(ctx, tx, w.business(), w.now, inv.ID, "key_finance", InvoiceActionParams{})
+		return err
+	})
+	w.runDue()
+	c, inv = w.cycle(p, 0), w.invoiceOf(w.cycle(p, 0))
+	wantList(t, "attempts", attempts(c), "1.1 INITIAL SUCCEEDED")
+	if c.Status != CycleStatusSucceeded || inv.Status != InvoiceStatusPaid || inv.Number == nil || w.planNow(p).Status != PlanStatusActive ||
+		w.cycle(p, 1).Status != CycleStatusScheduled {
+		t.Fatalf("after approval: cycle 0 %s, invoice %s %v, plan %s", c.Status, inv.Status, inv.Number, w.planNow(p).Status)
+	}
+
+	big := w.planBody(tok)
+	big["immediate_action_type"], big["review_policy"] = "FULL_AMOUNT", map[string]any{"mode": "AUTO", "max_total": 50000}
+	q := w.plan(big)
+	held := w.invoiceOf(w.cycle(q, 0))
+	wantList(t, "review reasons", held.ReviewReasons, reasonTotalAboveMax)
+	act(func(ctx context.Context, tx bun.Tx) error {
+		_, err := w.s.VoidInvoice(ctx, tx, w.business(), w.now, held.ID, "key_finance", InvoiceActionParams{})
+		return err
+	})
+	w.runDue()
+	if q = w.planNow(q); q.Status != PlanStatusInactive || w.cycle(q, 0).Status != CycleStatusCancelled ||
+		w.invoiceOf(w.cycle(q, 0)).Status != InvoiceStatusVoid || w.sandboxCharges(w.cycle(q, 0).ID+"/1/1") != 0 {
+		t.Fatalf("after voiding the held immediate invoice: plan %s, cycle 0 %s", q.Status, w.cycle(q, 0).Status)
+	}
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -19,9 +20,12 @@ import (
 
 // startImmediate creates the IMMEDIATE cycle 0 of plan (PENDING, locked in
 // tx) at now: its amount is the plan's base amount, fixed at once, billed
-// by an invoice of one BASE line, finalized (numbered, OPEN), and charged
-// at once (next_action CHARGE now). It emits recurring.cycle.created and
-// invoice.finalized.
+// by an invoice of one BASE line. The review rules that can apply to it
+// apply (SPEC §5.6: a MANUAL review policy, a total above max_total): an
+// invoice they hold stays a DRAFT that NEEDS_REVIEW, charged once approved
+// (invoice.needs_review); any other is finalized (numbered, OPEN,
+// invoice.finalized) and charged at once (next_action CHARGE now). It
+// emits recurring.cycle.created.
 func (s *Service) startImmediate(ctx context.Context, tx bun.IDB, plan *Plan, now time.Time) error {
 	c := &Cycle{
 		ID: billing.NewID(billing.PrefixCycle), BusinessID: plan.BusinessID, PlanID: plan.ID, CustomerID: plan.CustomerID,
@@ -41,6 +45,11 @@ func (s *Service) startImmediate(ctx context.Context, tx bun.IDB, plan *Plan, no
 	line := &InvoiceLine{ID: billing.NewID(prefixInvoiceLine), BusinessID: plan.BusinessID, InvoiceID: inv.ID, Position: 1, Kind: LineBase,
 		Description: description + " (charged at the plan's start)", Quantity: decimal.NewNullDecimal(decimal.NewFromInt(1)),
 		UnitAmount: decimal.NewNullDecimal(plan.Amount), Amount: plan.Amount, Created: now}
+	f := &fixing{cycle: c, plan: plan, invoice: inv, lines: []*InvoiceLine{line}}
+	f.review(now, nil)
+	if inv.ReviewStatus == ReviewNeedsReview {
+		c.NextAction, c.NextActionAt = nil, nil // charged once approved
+	}
 	if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
 		return fmt.Errorf("insert the immediate cycle of plan %s: %w", plan.ID, err)
 	}
@@ -53,7 +62,19 @@ func (s *Service) startImmediate(ctx context.Context, tx bun.IDB, plan *Plan, no
 	if _, err := outbox.Emit(ctx, tx, plan.BusinessID, outbox.RecurringCycleCreated, now, c); err != nil {
 		return err
 	}
-	if err := audit(ctx, tx, inv, "finalized", ActorEngine, ptr("the immediate charge of the plan (FULL_AMOUNT)"), now); err != nil {
+	note := "the immediate charge of the plan (FULL_AMOUNT)"
+	if inv.ReviewStatus == ReviewNeedsReview {
+		note += "; " + strings.Join(f.notes, "; ")
+		if err := audit(ctx, tx, inv, "needs_review", ActorEngine, &note, now); err != nil {
+			return err
+		}
+		if err := loadDetails(ctx, tx, inv); err != nil {
+			return err
+		}
+		_, err := outbox.Emit(ctx, tx, plan.BusinessID, outbox.InvoiceNeedsReview, now, inv)
+		return err
+	}
+	if err := audit(ctx, tx, inv, "finalized", ActorEngine, &note, now); err != nil {
 		return err
 	}
 	return finalizeOne(ctx, tx, inv, now)

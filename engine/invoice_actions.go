@@ -305,7 +305,10 @@ func voidOfCycles(ctx context.Context, tx bun.IDB, businessID string, cycleIDs [
 
 // endCancelled ends cycle c of plan (both locked) as CANCELLED at now, with
 // nothing left to do: its unpaid invoice, if its amount was fixed, is
-// voided, and the plan moves on (the next cycle, or the plan's end).
+// voided, and the plan moves on (the next cycle, or the plan's end). A
+// PENDING plan's immediate cycle cancelled (its invoice, held for review,
+// voided) means the plan never starts: it becomes INACTIVE, as when that
+// charge fails.
 func (s *Service) endCancelled(ctx context.Context, tx bun.IDB, plan *Plan, c *Cycle, now time.Time) error {
 	c.Status, c.NextAction, c.NextActionAt, c.Updated = CycleStatusCancelled, nil, nil, now
 	if _, err := tx.NewUpdate().Model(c).WherePK().Column("status", "next_action", "next_action_at", "updated").Exec(ctx); err != nil {
@@ -315,6 +318,9 @@ func (s *Service) endCancelled(ctx context.Context, tx bun.IDB, plan *Plan, c *C
 		if err := voidOfCycles(ctx, tx, c.BusinessID, []string{c.ID}, "its cycle was cancelled", now); err != nil {
 			return err
 		}
+	}
+	if c.Type == CycleTypeImmediate && plan.Status == PlanStatusPending {
+		return s.inactivate(ctx, tx, plan, now)
 	}
 	return s.advance(ctx, tx, plan, c, now)
 }
