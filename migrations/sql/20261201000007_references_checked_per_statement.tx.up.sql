@@ -13,9 +13,9 @@
 --    statement's new rows (check_reference): one query per statement
 --    probes the referenced table's primary key once per distinct key,
 --    compares the business on the row found, and locks the rows found FOR
---    KEY SHARE, in key order, as the key's checks did; a key that names no row fails the statement with
---    foreign_key_violation, naming the table, the column(s) and the
---    trigger. A row with a NULL among its columns is not checked (MATCH
+--    KEY SHARE, in key order, as the key's checks did; a key that names no
+--    row fails the statement with foreign_key_violation, naming the table,
+--    the column(s) and the trigger. A row with a NULL among its columns is not checked (MATCH
 --    SIMPLE, as the keys were).
 -- 2. On the referencing table, BEFORE UPDATE OF its columns FOR EACH ROW
 --    when one of them changes: the same check for the new value
