@@ -41,10 +41,11 @@ func (s *Service) ForceAttempt(ctx context.Context, biz *business.Business, now 
 		}
 		if requestKey != "" {
 			prior, err := forcedBy(ctx, tx, c, requestKey)
-			if err != nil || prior != nil {
-				if prior != nil {
-					out, err = s.resumeForced(ctx, tx, plan, c.bind(plan), prior, now)
-				}
+			if err != nil {
+				return err
+			}
+			if prior != nil {
+				out, err = s.resumeForced(ctx, tx, plan, c.bind(plan), prior, now)
 				return err
 			}
 		}
