@@ -166,20 +166,6 @@ func TestImmediateChargeFails(t *testing.T) {
 	}
 }
 
-// captureLate makes the sandbox report, at its next delivery, that the
-// charge of failed action a was captured after all: a copy of its
-// payment.failure callback turned into a payment.capture.
-func (w *chargeWorld) captureLate(a *Attempt) {
-	w.t.Helper()
-	if _, err := w.db.Bun.NewRaw(`INSERT INTO sandbox_callbacks (business_id, payment_id, event, due_at, body, created)
-		SELECT business_id, payment_id, 'payment.capture', due_at, convert_to(replace(replace(convert_from(body, 'UTF8'),
-			'"payment.failure"', '"payment.capture"'), '"FAILED"', '"SUCCEEDED"'), 'UTF8'), created
-		FROM sandbox_callbacks WHERE business_id = ? AND event = 'payment.failure'
-			AND payment_id = (SELECT id FROM sandbox_payments WHERE idempotency_key = ?)`, w.biz.ID, a.ProviderKey).Exec(w.ctx); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
 // TestLateCapture: the provider reports, after the cycle FAILED, that the
 // last attempt's charge was captured after all. The money is recorded: the
 // attempt SUCCEEDED, the UNCOLLECTIBLE invoice PAID, the customer
@@ -187,7 +173,14 @@ func (w *chargeWorld) captureLate(a *Attempt) {
 func TestLateCapture(t *testing.T) {
 	w := newChargeWorld(t)
 	p, c := failToStop(t, w, w.planBody(w.token("always_fail")))
-	w.captureLate(c.attempts[3])
+	last := c.attempts[3]
+	if _, err := w.db.Bun.NewRaw(`INSERT INTO sandbox_callbacks (business_id, payment_id, event, due_at, body, created)
+		SELECT business_id, payment_id, 'payment.capture', due_at, convert_to(replace(replace(convert_from(body, 'UTF8'),
+			'"payment.failure"', '"payment.capture"'), '"FAILED"', '"SUCCEEDED"'), 'UTF8'), created
+		FROM sandbox_callbacks WHERE business_id = ? AND event = 'payment.failure'
+			AND payment_id = (SELECT id FROM sandbox_payments WHERE idempotency_key = ?)`, w.biz.ID, last.ProviderKey).Exec(w.ctx); err != nil {
+		t.Fatal(err)
+	}
 	if w.runDue() != 1 {
 		t.Fatal("the capture was not delivered")
 	}
