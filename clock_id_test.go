@@ -2,6 +2,7 @@ package billing_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -40,6 +41,34 @@ func TestFormatTime(t *testing.T) {
 	in := time.Date(2026, 11, 21, 7, 0, 0, 123456789, time.FixedZone("WIB", 7*3600))
 	if got := billing.FormatTime(in); got != "2026-11-21T00:00:00.123Z" {
 		t.Fatalf("FormatTime = %q", got)
+	}
+}
+
+// TestFormatTimeAsTimeFormat: FormatTime writes what time.Format's layout
+// would, at the edges of every field (years 0 to 9999, the last
+// millisecond of a day, leap days, zones east and west that move the
+// date) and at random instants, and falls back to it outside those years.
+func TestFormatTimeAsTimeFormat(t *testing.T) {
+	const layout = "2006-01-02T15:04:05.000Z07:00"
+	east, west := time.FixedZone("WIB", 7*3600), time.FixedZone("HST", -10*3600)
+	times := []time.Time{
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 999000000, time.UTC),
+		time.Date(2026, 1, 1, 6, 59, 59, 999999, east),
+		time.Date(2026, 12, 31, 14, 0, 0, 1000000, west),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 12, 31, 0, 0, 0, 0, time.UTC),
+		time.Unix(0, 0),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		times = append(times, time.Unix(r.Int64N(253402300800), r.Int64N(1e9)).In(east))
+	}
+	for _, tm := range times {
+		if got, want := billing.FormatTime(tm), tm.UTC().Format(layout); got != want {
+			t.Fatalf("FormatTime(%v) = %q, want %q", tm, got, want)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/payments"
+	"github.com/tagihan/billing/internal/postgres"
 	"github.com/uptrace/bun"
 )
 
@@ -107,6 +108,12 @@ func attemptKey(cycleID string, attempt, action int) string {
 	return fmt.Sprintf("%s/%d/%d", cycleID, attempt, action)
 }
 
+// cycleAttemptsSQL reads the attempts of the cycles $2 of business $1.
+var cycleAttemptsSQL = postgres.NewStatement(func(db bun.IDB) string {
+	return db.NewSelect().Model((*Attempt)(nil)).Where("business_id = $1").Where("cycle_id = ANY($2::text[])").
+		Order("cycle_id", "attempt_number", "action_number").String()
+})
+
 // loadAttempts reads the attempt rows of cs, in order, for their JSON.
 func loadAttempts(ctx context.Context, db bun.IDB, cs ...*Cycle) error {
 	if len(cs) == 0 {
@@ -119,8 +126,7 @@ func loadAttempts(ctx context.Context, db bun.IDB, cs ...*Cycle) error {
 		c.attempts = []*Attempt{}
 	}
 	var rows []*Attempt
-	if err := db.NewSelect().Model(&rows).Where("business_id = ?", cs[0].BusinessID).Where("cycle_id IN (?)", bun.In(ids)).
-		Order("cycle_id", "attempt_number", "action_number").Scan(ctx); err != nil {
+	if err := cycleAttemptsSQL.Scan(ctx, db, &rows, cs[0].BusinessID, ids); err != nil {
 		return fmt.Errorf("read charge attempts: %w", err)
 	}
 	for _, a := range rows {

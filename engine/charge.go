@@ -9,6 +9,7 @@ import (
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/business"
 	"github.com/tagihan/billing/internal/payments"
+	"github.com/tagihan/billing/internal/postgres"
 	"github.com/uptrace/bun"
 )
 
@@ -133,6 +134,13 @@ func (s *Service) stepThenSend(ctx context.Context, b DueBatch, open opener) (in
 	return moved, nil
 }
 
+// lockPlansSQL locks the plans $2 of business $1 that no other transaction
+// holds, and reads them.
+var lockPlansSQL = postgres.NewStatement(func(db bun.IDB) string {
+	return db.NewSelect().Model((*Plan)(nil)).Where("business_id = $1").Where("id = ANY($2::text[])").
+		For("UPDATE SKIP LOCKED").String()
+})
+
 // lockPlans locks the plans of cs that no other transaction holds (SKIP
 // LOCKED: the cycles are locked already, and plans are otherwise locked
 // before their cycles, so waiting here could deadlock) and returns them by
@@ -143,8 +151,7 @@ func lockPlans(ctx context.Context, tx bun.IDB, cs []*Cycle) (map[string]*Plan, 
 		ids = append(ids, c.PlanID)
 	}
 	var ps []*Plan
-	if err := tx.NewSelect().Model(&ps).Where("business_id = ?", cs[0].BusinessID).Where("id IN (?)", bun.In(ids)).
-		For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
+	if err := lockPlansSQL.Scan(ctx, tx, &ps, cs[0].BusinessID, ids); err != nil {
 		return nil, fmt.Errorf("lock the plans of due cycles: %w", err)
 	}
 	if err := loadSchedules(ctx, tx, ps...); err != nil {

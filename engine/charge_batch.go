@@ -129,12 +129,17 @@ func (s *Service) openRequests(ctx context.Context, tx bun.IDB, businessID strin
 	return nil
 }
 
+// lockInvoicesSQL reads and locks invoices by id ($2), of business $1.
+var lockInvoicesSQL = postgres.NewStatement(func(db bun.IDB) string {
+	return db.NewSelect().Model((*Invoice)(nil)).Where("business_id = $1").Where("id = ANY($2::text[])").
+		Order("id").For("UPDATE").String()
+})
+
 // lockInvoices reads and locks the business's invoices ids, in id order,
 // and returns them by id.
 func lockInvoices(ctx context.Context, tx bun.IDB, businessID string, ids []string) (map[string]*Invoice, error) {
 	var rows []*Invoice
-	if err := tx.NewSelect().Model(&rows).Where("business_id = ?", businessID).Where("id IN (?)", bun.In(ids)).
-		Order("id").For("UPDATE").Scan(ctx); err != nil {
+	if err := lockInvoicesSQL.Scan(ctx, tx, &rows, businessID, ids); err != nil {
 		return nil, fmt.Errorf("lock %d invoices: %w", len(ids), err)
 	}
 	out := make(map[string]*Invoice, len(rows))
@@ -144,15 +149,19 @@ func lockInvoices(ctx context.Context, tx bun.IDB, businessID string, ids []stri
 	return out, nil
 }
 
+// invoicesBeingPaidSQL reads which of the invoices $1 have a payment under
+// way, those never recorded counting when created after $2.
+var invoicesBeingPaidSQL = postgres.NewStatement(func(db bun.IDB) string {
+	return underWaySince(db.NewSelect().TableExpr("invoice_payments AS ip"), "ip", bun.Safe("$2::timestamptz")).
+		ColumnExpr("DISTINCT ip.invoice_id").Where("ip.invoice_id = ANY($1::text[])").String()
+})
+
 // invoicesBeingPaid returns which of the invoices ids have a payment or a
 // payment link under way at now (underWay, what openPayment and openLink
 // look at, of either kind).
 func invoicesBeingPaid(ctx context.Context, tx bun.IDB, ids []string, now time.Time) (map[string]bool, error) {
 	var busy []string
-	err := underWay(tx.NewSelect().TableExpr("invoice_payments AS ip"), "ip", now).
-		ColumnExpr("DISTINCT ip.invoice_id").Where("ip.invoice_id IN (?)", bun.In(ids)).
-		Scan(ctx, &busy)
-	if err != nil {
+	if err := invoicesBeingPaidSQL.Scan(ctx, tx, &busy, ids, now.Add(-chargeLease)); err != nil {
 		return nil, fmt.Errorf("read the payments under way of %d invoices: %w", len(ids), err)
 	}
 	out := make(map[string]bool, len(busy))
@@ -161,6 +170,12 @@ func invoicesBeingPaid(ctx context.Context, tx bun.IDB, ids []string, now time.T
 	}
 	return out, nil
 }
+
+// lastAttemptsSQL reads the latest attempt row of each of the cycles $1.
+var lastAttemptsSQL = postgres.NewStatement(func(db bun.IDB) string {
+	return db.NewSelect().Model((*Attempt)(nil)).DistinctOn("cycle_id").Where("cycle_id = ANY($1::text[])").
+		OrderExpr("cycle_id, attempt_number DESC, action_number DESC").String()
+})
 
 // lastAttempts returns the latest attempt row of each cycle of cs that
 // has one, by cycle id (lastAttempt for a batch). Only cycles that count
@@ -178,8 +193,7 @@ func lastAttempts(ctx context.Context, tx bun.IDB, cs []*Cycle) (map[string]*Att
 		return map[string]*Attempt{}, nil
 	}
 	var rows []*Attempt
-	if err := tx.NewSelect().Model(&rows).DistinctOn("cycle_id").Where("cycle_id IN (?)", bun.In(ids)).
-		OrderExpr("cycle_id, attempt_number DESC, action_number DESC").Scan(ctx); err != nil {
+	if err := lastAttemptsSQL.Scan(ctx, tx, &rows, ids); err != nil {
 		return nil, fmt.Errorf("read the last attempts of %d cycles: %w", len(cs), err)
 	}
 	out := make(map[string]*Attempt, len(rows))

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tagihan/billing/internal/customers"
 	"github.com/tagihan/billing/internal/payments"
 )
@@ -51,6 +53,50 @@ func TestChargeSucceeds(t *testing.T) {
 	if ns[1].Locale != "id" || !strings.Contains(ns[1].Body, "Rp 100.000") || !strings.Contains(ns[1].Body, "15 Februari 2026") {
 		t.Errorf("CYCLE_SUCCEEDED: %s %q", ns[1].Locale, ns[1].Body)
 	}
+}
+
+// TestCustomersAreTheirParents: a cycle's customer is its plan's and a
+// payment's its payment request's (migration 20261201000010): a cycle or
+// payment written or changed to another customer of the business is
+// refused, whole batch and all, as is changing a plan's or a request's
+// customer.
+func TestCustomersAreTheirParents(t *testing.T) {
+	w := newChargeWorld(t)
+	p := w.plan(w.planBody(w.token("")))
+	w.to("2026-02-15T08:00:00Z")
+	c := w.cycle(p, 1)
+	if c.Status != CycleStatusSucceeded {
+		t.Fatalf("cycle 1 %s", c.Status)
+	}
+	if _, err := w.db.Pool.Exec(w.ctx, `INSERT INTO customers (id, business_id, reference_id, type, individual_detail, created, updated)
+		SELECT 'cust_other', business_id, 'other', type, individual_detail, created, updated FROM customers WHERE id = $1`, w.cust.ID); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(what string, column string, sql string, args ...any) {
+		t.Helper()
+		_, err := w.db.Pool.Exec(w.ctx, sql, args...)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "23503" || pgErr.ColumnName != column {
+			t.Errorf("%s: err %v, want foreign_key_violation naming %q", what, err, column)
+		}
+	}
+	refused("a cycle moved to another customer", "business_id, customer_id, plan_id",
+		`UPDATE recurring_cycles SET customer_id = 'cust_other' WHERE id = $1`, c.ID)
+	refused("a new cycle of another customer, in a batch with a good one", "business_id, customer_id, plan_id",
+		`INSERT INTO recurring_cycles (id, business_id, plan_id, customer_id, cycle_number, type, status, scheduled_timestamp, currency,
+			retry_interval_count, total_retry, failed_attempt_notifications, usage_window_start, usage_window_end, fix_at, created, updated)
+		SELECT id || k.suffix, business_id, plan_id, k.customer, cycle_number + k.n, type, status, scheduled_timestamp, currency,
+			retry_interval_count, total_retry, failed_attempt_notifications, usage_window_start, usage_window_end, fix_at, created, updated
+		FROM recurring_cycles, (VALUES ('a', $2, 100), ('b', 'cust_other', 101)) AS k(suffix, customer, n) WHERE id = $1`, c.ID, w.cust.ID)
+	refused("a payment moved to another customer", "business_id, customer_id, payment_request_id",
+		`UPDATE payments SET customer_id = 'cust_other' WHERE payment_request_id = $1`, *c.attempts[0].PaymentRequestID)
+	refused("a plan moved to another customer", "", `UPDATE recurring_plans SET customer_id = 'cust_other' WHERE id = $1`, p.ID)
+	refused("a payment request moved to another customer", "",
+		`UPDATE payment_requests SET customer_id = 'cust_other' WHERE id = $1`, *c.attempts[0].PaymentRequestID)
+	if n := w.count("SELECT count(*) FROM recurring_cycles WHERE plan_id = ?", p.ID); n != 2 {
+		t.Errorf("%d cycles of the plan, want 2 (cycle 1 and its successor)", n)
+	}
+	w.checkInvariants()
 }
 
 // TestChargeRankOrder: an attempt tries the plan's tokens in rank order,

@@ -113,8 +113,15 @@ func openPayment(ctx context.Context, tx bun.IDB, inv *Invoice, kind string, now
 // that are younger than chargeLease (a request is recorded before its
 // provider is called, so one missing after that was never made).
 func underWay(q *bun.SelectQuery, alias string, now time.Time) *bun.SelectQuery {
+	return underWaySince(q, alias, now.Add(-chargeLease))
+}
+
+// underWaySince is underWay with the creation time after which a payment
+// never recorded is under way (now less chargeLease) given as a value, or
+// as a bind parameter (bun.Safe("$2")) in a postgres.Statement.
+func underWaySince(q *bun.SelectQuery, alias string, since any) *bun.SelectQuery {
 	return q.Join("LEFT JOIN payment_requests AS pr ON pr.business_id = "+alias+".business_id AND pr.provider_key = "+alias+".provider_key").
-		Where("(pr.id IS NULL AND "+alias+".created > ?) OR pr.status IN (?)", now.Add(-chargeLease),
+		Where("(pr.id IS NULL AND "+alias+".created > ?) OR pr.status IN (?)", since,
 			bun.In([]string{payments.StatusSending, payments.StatusRequiresAction, payments.StatusPending}))
 }
 

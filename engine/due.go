@@ -10,6 +10,7 @@ import (
 
 	"github.com/tagihan/billing"
 	"github.com/tagihan/billing/internal/business"
+	"github.com/tagihan/billing/internal/postgres"
 	"github.com/uptrace/bun"
 )
 
@@ -54,6 +55,15 @@ func registerStep(action string, step Step) {
 	dueSteps[action] = step
 }
 
+// lockDueSQL locks, and reads, up to $4 cycles of business $1 whose
+// next_action is $2 and due at $3, earliest first, that no other
+// transaction holds.
+var lockDueSQL = postgres.NewStatement(func(db bun.IDB) string {
+	return db.NewSelect().Model((*Cycle)(nil)).Where("business_id = $1").Where("next_action = $2").
+		Where("next_action_at <= $3").OrderExpr("next_action_at, id LIMIT $4"). // bun's Limit takes a number only
+		For("UPDATE SKIP LOCKED").String()
+})
+
 // LockDue locks in tx, and returns, up to b.Limit of the business's cycles
 // whose next_action is b.Action and due at b.Now, earliest first. Cycles
 // another transaction holds are skipped (FOR UPDATE SKIP LOCKED), so
@@ -67,15 +77,7 @@ func (s *Service) LockDue(ctx context.Context, tx bun.IDB, b DueBatch) ([]*Cycle
 		limit = s.batchSize
 	}
 	var cs []*Cycle
-	err := tx.NewSelect().Model(&cs).
-		Where("business_id = ?", b.Business.ID).
-		Where("next_action = ?", b.Action).
-		Where("next_action_at <= ?", b.Now).
-		OrderExpr("next_action_at, id").
-		Limit(int64(limit)).
-		For("UPDATE SKIP LOCKED").
-		Scan(ctx)
-	if err != nil {
+	if err := lockDueSQL.Scan(ctx, tx, &cs, b.Business.ID, b.Action, b.Now, limit); err != nil {
 		return nil, fmt.Errorf("lock due %s cycles of business %s: %w", b.Action, b.Business.ID, err)
 	}
 	return cs, nil

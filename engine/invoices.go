@@ -9,7 +9,6 @@ import (
 	"github.com/tagihan/billing/internal/customers"
 	"github.com/tagihan/billing/internal/postgres"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // InvoiceStatuses lists the invoice statuses, for filters.
@@ -130,6 +129,20 @@ func getInvoice(ctx context.Context, db bun.IDB, businessID, id string, forUpdat
 	return inv, nil
 }
 
+// The look-ups of loadDetails (postgres.Statement).
+var (
+	// invoiceLinesSQL reads the lines of the invoices $1.
+	invoiceLinesSQL = postgres.NewStatement(func(db bun.IDB) string {
+		return db.NewSelect().Model((*InvoiceLine)(nil)).Where("invoice_id = ANY($1::text[])").OrderExpr("invoice_id, position").String()
+	})
+	// invoiceAuditSQL reads the audit trails of the invoices $1.
+	invoiceAuditSQL = postgres.NewStatement(func(db bun.IDB) string {
+		return db.NewSelect().Model((*AuditEntry)(nil)).ModelTableExpr(`unnest($1::text[]) AS k(id),
+			LATERAL (SELECT * FROM invoice_audit WHERE invoice_id = k.id OFFSET 0) AS audit_entry`).
+			OrderExpr("audit_entry.invoice_id, audit_entry.created, audit_entry.id").String()
+	})
+)
+
 // loadDetails reads the lines (in order), audit trails (oldest first) and
 // credit notes of invs, with one query each.
 func loadDetails(ctx context.Context, db bun.IDB, invs ...*Invoice) error {
@@ -143,7 +156,7 @@ func loadDetails(ctx context.Context, db bun.IDB, invs ...*Invoice) error {
 		inv.Lines, inv.Audit, inv.CreditNotes = nil, nil, nil
 	}
 	var lines []*InvoiceLine
-	if err := db.NewSelect().Model(&lines).Where("invoice_id IN (?)", bun.In(ids)).OrderExpr("invoice_id, position").Scan(ctx); err != nil {
+	if err := invoiceLinesSQL.Scan(ctx, db, &lines, ids); err != nil {
 		return fmt.Errorf("read invoice lines: %w", err)
 	}
 	for _, l := range lines {
@@ -156,9 +169,7 @@ func loadDetails(ctx context.Context, db bun.IDB, invs ...*Invoice) error {
 	// table that was empty when last analyzed, read the whole table for
 	// every batch that settled (3.2 million rows at 100,000 cycles).
 	var audit []*AuditEntry
-	if err := db.NewRaw(`SELECT a.* FROM unnest(?::text[]) AS k(id),
-		LATERAL (SELECT * FROM invoice_audit WHERE invoice_id = k.id OFFSET 0) AS a
-		ORDER BY a.invoice_id, a.created, a.id`, pgdialect.Array(ids)).Scan(ctx, &audit); err != nil {
+	if err := invoiceAuditSQL.Scan(ctx, db, &audit, ids); err != nil {
 		return fmt.Errorf("read invoice audit trails: %w", err)
 	}
 	for _, a := range audit {

@@ -162,17 +162,25 @@ func getPlan(ctx context.Context, db bun.IDB, businessID, id string, forUpdate b
 	return p, nil
 }
 
+// schedulesSQL reads the schedules $2 of business $1.
+var schedulesSQL = postgres.NewStatement(func(db bun.IDB) string {
+	return db.NewSelect().Model((*Schedule)(nil)).Where("business_id = $1").Where("id = ANY($2::text[])").String()
+})
+
 // loadSchedules reads the schedules of ps.
 func loadSchedules(ctx context.Context, db bun.IDB, ps ...*Plan) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	ids := make([]string, len(ps))
-	for i, p := range ps {
-		ids[i] = p.ScheduleID
+	var ids []string
+	seen := map[string]bool{}
+	for _, p := range ps {
+		if !seen[p.ScheduleID] {
+			ids, seen[p.ScheduleID] = append(ids, p.ScheduleID), true
+		}
 	}
 	var rows []*Schedule
-	if err := db.NewSelect().Model(&rows).Where("business_id = ?", ps[0].BusinessID).Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+	if err := schedulesSQL.Scan(ctx, db, &rows, ps[0].BusinessID, ids); err != nil {
 		return fmt.Errorf("read schedules: %w", err)
 	}
 	byID := make(map[string]*Schedule, len(rows))

@@ -49,6 +49,36 @@ func (s *Service) SettledBatch(ctx context.Context, tx bun.IDB, prs []*payments.
 	return nil
 }
 
+// The look-ups of plainSettlements, by key (postgres.Statement).
+var (
+	// attemptsByKeySQL reads the ids and cycles of the attempts of
+	// business $1 whose provider keys are $2.
+	attemptsByKeySQL = postgres.NewStatement(func(db bun.IDB) string {
+		return db.NewSelect().Model((*Attempt)(nil)).Column("id", "cycle_id", "provider_key").
+			Where("business_id = $1").Where("provider_key = ANY($2::text[])").String()
+	})
+	// cyclePlansSQL reads the plans of the cycles $1.
+	cyclePlansSQL = postgres.NewStatement(func(db bun.IDB) string {
+		return db.NewSelect().Table("recurring_cycles").Column("plan_id").Where("id = ANY($1::text[])").String()
+	})
+	// lockPlansInOrderSQL reads and locks the plans $2 of business $1,
+	// in id order.
+	lockPlansInOrderSQL = postgres.NewStatement(func(db bun.IDB) string {
+		return db.NewSelect().Model((*Plan)(nil)).Where("business_id = $1").Where("id = ANY($2::text[])").
+			Order("id").For("UPDATE").String()
+	})
+	// lockCyclesSQL reads and locks the cycles $2 of business $1, in id
+	// order.
+	lockCyclesSQL = postgres.NewStatement(func(db bun.IDB) string {
+		return db.NewSelect().Model((*Cycle)(nil)).Where("business_id = $1").Where("id = ANY($2::text[])").
+			Order("id").For("UPDATE").String()
+	})
+	// lockAttemptsSQL reads and locks the attempts $1, in id order.
+	lockAttemptsSQL = postgres.NewStatement(func(db bun.IDB) string {
+		return db.NewSelect().Model((*Attempt)(nil)).Where("id = ANY($1::text[])").Order("id").For("UPDATE").String()
+	})
+)
+
 // plainSettlements locks, in the engine's lock order (plans, cycles,
 // attempts, invoices; each in id order), what the successes among prs
 // concern, and sorts prs into the plain settlements and the rest.
@@ -68,8 +98,7 @@ func (s *Service) plainSettlements(ctx context.Context, tx bun.IDB, prs []*payme
 		return nil, prs, nil
 	}
 	var found []*Attempt
-	if err := tx.NewSelect().Model(&found).Column("id", "cycle_id", "provider_key").Where("business_id = ?", businessID).
-		Where("provider_key IN (?)", bun.In(keys)).Scan(ctx); err != nil {
+	if err := attemptsByKeySQL.Scan(ctx, tx, &found, businessID, keys); err != nil {
 		return nil, nil, fmt.Errorf("find the attempts of %d payment requests: %w", len(keys), err)
 	}
 	if len(found) == 0 {
@@ -80,24 +109,22 @@ func (s *Service) plainSettlements(ctx context.Context, tx bun.IDB, prs []*payme
 		attemptIDs[i], cycleIDs[i] = a.ID, a.CycleID
 	}
 	var planIDs []string
-	if err := tx.NewSelect().Table("recurring_cycles").Column("plan_id").Where("id IN (?)", bun.In(cycleIDs)).Scan(ctx, &planIDs); err != nil {
+	if err := cyclePlansSQL.Scan(ctx, tx, &planIDs, cycleIDs); err != nil {
 		return nil, nil, fmt.Errorf("read the plans of %d cycles: %w", len(cycleIDs), err)
 	}
 	var plans []*Plan
-	if err := tx.NewSelect().Model(&plans).Where("business_id = ?", businessID).Where("id IN (?)", bun.In(planIDs)).
-		Order("id").For("UPDATE").Scan(ctx); err != nil {
+	if err := lockPlansInOrderSQL.Scan(ctx, tx, &plans, businessID, planIDs); err != nil {
 		return nil, nil, fmt.Errorf("lock %d plans: %w", len(planIDs), err)
 	}
 	if err := loadSchedules(ctx, tx, plans...); err != nil {
 		return nil, nil, err
 	}
 	var cycles []*Cycle
-	if err := tx.NewSelect().Model(&cycles).Where("business_id = ?", businessID).Where("id IN (?)", bun.In(cycleIDs)).
-		Order("id").For("UPDATE").Scan(ctx); err != nil {
+	if err := lockCyclesSQL.Scan(ctx, tx, &cycles, businessID, cycleIDs); err != nil {
 		return nil, nil, fmt.Errorf("lock %d cycles: %w", len(cycleIDs), err)
 	}
 	var attempts []*Attempt
-	if err := tx.NewSelect().Model(&attempts).Where("id IN (?)", bun.In(attemptIDs)).Order("id").For("UPDATE").Scan(ctx); err != nil {
+	if err := lockAttemptsSQL.Scan(ctx, tx, &attempts, attemptIDs); err != nil {
 		return nil, nil, fmt.Errorf("lock %d attempts: %w", len(attemptIDs), err)
 	}
 	var invoiceIDs []string

@@ -80,21 +80,30 @@ func TestUpDownStatus(t *testing.T) {
 // relies on for the tables it dropped their foreign key to businesses
 // from: each references its customer by a NOT NULL (business_id,
 // customer_id) pair, checked by a foreign key or by check_reference
-// (migration 20261201000007), and customers reference businesses.
+// (migration 20261201000007), or through a parent that does (a cycle's
+// customer is compared on its plan, a payment's on its payment request,
+// migration 20261201000010), and customers reference businesses.
 // Dropping one of those references fails here.
 func TestBusinessKeysThroughCustomers(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
+	// The parents through which a table's customer is checked, and the
+	// column naming the parent.
+	through := map[string][2]string{"recurring_cycles": {"recurring_plans", "plan_id"}, "payments": {"payment_requests", "payment_request_id"}}
 	for _, table := range []string{"payment_requests", "payment_tokens", "payments", "notifications", "recurring_plans",
 		"recurring_cycles", "invoices"} {
+		args := `customers\000business_id\000business_id\000customer_id\000id\000`
+		if p, ok := through[table]; ok {
+			args = p[0] + `\000business_id\000business_id\000customer_id\000customer_id\000` + p[1] + `\000id\000`
+		}
 		var ok bool
 		err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute b JOIN pg_attribute c ON c.attrelid = b.attrelid
 			WHERE b.attrelid = $1::regclass AND b.attname = 'business_id' AND b.attnotnull AND c.attname = 'customer_id' AND c.attnotnull
 			AND (EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = b.attrelid AND k.contype = 'f'
 					AND k.confrelid = 'customers'::regclass AND k.conkey = ARRAY[b.attnum, c.attnum])
 				OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = b.attrelid AND g.tgfoid = 'check_reference'::regproc
-					AND encode(g.tgargs, 'escape') = 'customers\000business_id\000business_id\000customer_id\000id\000')))`,
-			table).Scan(&ok)
+					AND encode(g.tgargs, 'escape') = $2)))`,
+			table, args).Scan(&ok)
 		if err != nil || !ok {
 			t.Errorf("%s: no reference (business_id, customer_id), both NOT NULL, to customers (%v)", table, err)
 		}

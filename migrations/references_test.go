@@ -11,10 +11,9 @@ import (
 	"github.com/tagihan/billing/internal/pgtest"
 )
 
-// The references of migrations 20261201000007 and 20261201000008: each
-// replaced foreign key,
-// as (referencing table, referenced table, referencing columns,
-// referenced columns).
+// The references of migrations 20261201000007, 20261201000008 and
+// 20261201000010: each replaced foreign key, as (referencing table,
+// referenced table, referencing columns, referenced columns).
 var statementReferences = []struct {
 	table, parent string
 	columns, keys []string
@@ -22,16 +21,14 @@ var statementReferences = []struct {
 	{"cycle_attempts", "recurring_cycles", []string{"business_id", "cycle_id"}, []string{"business_id", "id"}},
 	{"payment_requests", "payment_tokens", []string{"business_id", "payment_token_id"}, []string{"business_id", "id"}},
 	{"payment_requests", "customers", []string{"business_id", "customer_id"}, []string{"business_id", "id"}},
-	{"payments", "payment_requests", []string{"business_id", "payment_request_id"}, []string{"business_id", "id"}},
-	{"payments", "customers", []string{"business_id", "customer_id"}, []string{"business_id", "id"}},
+	{"payments", "payment_requests", []string{"business_id", "customer_id", "payment_request_id"}, []string{"business_id", "customer_id", "id"}},
 	{"payments", "payment_tokens", []string{"business_id", "payment_token_id"}, []string{"business_id", "id"}},
 	{"provider_callbacks", "businesses", []string{"business_id"}, []string{"id"}},
 	{"sandbox_payments", "sandbox_tokens", []string{"token_id"}, []string{"id"}},
 	{"sandbox_payments", "businesses", []string{"business_id"}, []string{"id"}},
 	{"sandbox_callbacks", "sandbox_payments", []string{"payment_id"}, []string{"id"}},
 	{"sandbox_callbacks", "businesses", []string{"business_id"}, []string{"id"}},
-	{"recurring_cycles", "customers", []string{"business_id", "customer_id"}, []string{"business_id", "id"}},
-	{"recurring_cycles", "recurring_plans", []string{"business_id", "plan_id"}, []string{"business_id", "id"}},
+	{"recurring_cycles", "recurring_plans", []string{"business_id", "customer_id", "plan_id"}, []string{"business_id", "customer_id", "id"}},
 	{"invoice_audit", "invoices", []string{"invoice_id"}, []string{"id"}},
 	// Migration 20261201000008.
 	{"invoices", "recurring_cycles", []string{"business_id", "cycle_id"}, []string{"business_id", "id"}},

@@ -406,6 +406,24 @@ type callbackRequests struct {
 	byID, byRef map[string]*PaymentRequest
 }
 
+// The look-ups of lockCallbackRequests: the payment requests of business
+// $1 and provider $2 with the ids $3, or else the provider's ids (the
+// last), locked in id order. Each condition only when it has values: an OR
+// with an empty side kept PostgreSQL from using the primary key, and the
+// batch read the whole table.
+var (
+	callbackRequestsByIDSQL  = callbackRequestsStatement("id = ANY($3::text[])")
+	callbackRequestsByRefSQL = callbackRequestsStatement("provider_ref = ANY($3::text[])")
+	callbackRequestsSQL      = callbackRequestsStatement("(id = ANY($3::text[]) OR provider_ref = ANY($4::text[]))")
+)
+
+func callbackRequestsStatement(cond string) *postgres.Statement {
+	return postgres.NewStatement(func(db bun.IDB) string {
+		return db.NewSelect().Model((*PaymentRequest)(nil)).Where("business_id = $1").Where("provider = $2").Where(cond).
+			OrderExpr("id").For("UPDATE").String()
+	})
+}
+
 // lockCallbackRequests locks the payment requests of the business and
 // provider that the payment notifications of cbs name, in id order: by the
 // engine's id echoed back, or else by the provider's id of the request.
@@ -424,20 +442,16 @@ func lockCallbackRequests(ctx context.Context, tx bun.Tx, businessID string, nam
 	if len(ids)+len(refs) == 0 {
 		return reqs, nil
 	}
-	// Each condition only when it has values: an OR with an empty side
-	// kept PostgreSQL from using the primary key, and the batch read the
-	// whole table.
 	var prs []*PaymentRequest
-	q := tx.NewSelect().Model(&prs).Where("business_id = ?", businessID).Where("provider = ?", string(name))
+	var err error
 	switch {
 	case len(refs) == 0:
-		q = q.Where("id = ANY(?)", pgdialect.Array(ids))
+		err = callbackRequestsByIDSQL.Scan(ctx, tx, &prs, businessID, string(name), ids)
 	case len(ids) == 0:
-		q = q.Where("provider_ref = ANY(?)", pgdialect.Array(refs))
+		err = callbackRequestsByRefSQL.Scan(ctx, tx, &prs, businessID, string(name), refs)
 	default:
-		q = q.Where("(id = ANY(?) OR provider_ref = ANY(?))", pgdialect.Array(ids), pgdialect.Array(refs))
+		err = callbackRequestsSQL.Scan(ctx, tx, &prs, businessID, string(name), ids, refs)
 	}
-	err := q.OrderExpr("id").For("UPDATE").Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find the payment requests of %d callbacks: %w", len(cbs), err)
 	}

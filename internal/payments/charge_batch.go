@@ -205,11 +205,16 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// tokensSQL reads the payment tokens $2 of business $1.
+var tokensSQL = postgres.NewStatement(func(db bun.IDB) string {
+	return db.NewSelect().Model((*PaymentToken)(nil)).Where("business_id = $1").Where("id = ANY($2::text[])").String()
+})
+
 // tokensByID reads the business's tokens ids, by id (another business's
 // are not found).
 func tokensByID(ctx context.Context, db bun.IDB, businessID string, ids []string) (map[string]*PaymentToken, error) {
 	var rows []*PaymentToken
-	if err := db.NewSelect().Model(&rows).Where("business_id = ?", businessID).Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+	if err := tokensSQL.Scan(ctx, db, &rows, businessID, ids); err != nil {
 		return nil, fmt.Errorf("read payment tokens: %w", err)
 	}
 	out := make(map[string]*PaymentToken, len(rows))
@@ -359,6 +364,13 @@ func (s *Service) answer(pr *PaymentRequest, res providers.Result, err error) (p
 	return res, false
 }
 
+// lockRequestsSQL reads and locks the payment requests $2 of business $1,
+// in id order.
+var lockRequestsSQL = postgres.NewStatement(func(db bun.IDB) string {
+	return db.NewSelect().Model((*PaymentRequest)(nil)).Where("business_id = $1").Where("id = ANY($2::text[])").
+		Order("id").For("UPDATE").String()
+})
+
 // recordCharges applies the provider's answers to the requests ids in one
 // transaction and returns the requests as they then are, by id. A request
 // still SENDING that its answer settles is recorded with the others of
@@ -369,8 +381,7 @@ func (s *Service) recordCharges(ctx context.Context, businessID string, ids []st
 	out := make(map[string]*PaymentRequest, len(ids))
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var locked []*PaymentRequest
-		if err := tx.NewSelect().Model(&locked).Where("business_id = ?", businessID).Where("id IN (?)", bun.In(ids)).
-			Order("id").For("UPDATE").Scan(ctx); err != nil {
+		if err := lockRequestsSQL.Scan(ctx, tx, &locked, businessID, ids); err != nil {
 			return fmt.Errorf("lock %d payment requests: %w", len(ids), err)
 		}
 		var settling []*PaymentRequest
