@@ -46,6 +46,10 @@ type outgoing struct {
 	pr      *payments.PaymentRequest
 	refusal error
 	token   *payments.PaymentToken
+
+	// opened is the action's rows as the transaction that opened it
+	// committed them, when it is a plain one (settle_opened.go).
+	opened *openedCharge
 }
 
 // chargeStep opens the next action of each due CHARGE cycle of the batch,
@@ -137,8 +141,8 @@ func (s *Service) stepThenSend(ctx context.Context, b DueBatch, open opener) (in
 // lockPlansSQL locks the plans $2 of business $1 that no other transaction
 // holds, and reads them.
 var lockPlansSQL = postgres.NewStatement(func(db bun.IDB) string {
-	return db.NewSelect().Model((*Plan)(nil)).Where("business_id = $1").Where("id = ANY($2::text[])").
-		For("UPDATE SKIP LOCKED").String()
+	return db.NewSelect().Model((*Plan)(nil)).ColumnExpr("?TableColumns").ColumnExpr(`"plan".xmin::text::bigint AS xmin`).
+		Where("business_id = $1").Where("id = ANY($2::text[])").For("UPDATE SKIP LOCKED").String()
 })
 
 // lockPlans locks the plans of cs that no other transaction holds (SKIP
@@ -387,10 +391,14 @@ func (s *Service) sendAll(ctx context.Context, biz *business.Business, now time.
 	}
 	if len(opened) > 0 {
 		prs, toks := make([]*payments.PaymentRequest, len(opened)), map[string]*payments.PaymentToken{}
+		kept := map[string]*openedCharge{}
 		for i, o := range opened {
 			prs[i], toks[o.token.ID] = o.pr, o.token
+			if o.opened != nil {
+				kept[o.attempt.ProviderKey] = o.opened
+			}
 		}
-		answers, errs := s.payments.SendCharges(ctx, biz, now, prs, toks)
+		answers, errs := s.payments.SendCharges(withOpened(ctx, kept), biz, now, prs, toks)
 		for i, o := range opened {
 			s.sent(ctx, now, o.attempt, answers[i], errs[i])
 		}

@@ -105,6 +105,13 @@ func (s *Service) openPlainCharges(ctx context.Context, tx bun.IDB, cs []*Cycle,
 	if err := saveCycleStates(ctx, tx, opened); err != nil {
 		return nil, nil, nil, fmt.Errorf("update %d cycles: %w", len(opened), err)
 	}
+	written, err := currentXID(ctx, tx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i, c := range opened {
+		sends[i].opened = keep(c.plan, c, attempts[i], invs[*c.InvoiceID], written)
+	}
 	if err := s.openRequests(ctx, tx, businessID, sends, toks, now); err != nil {
 		return nil, nil, nil, err
 	}
@@ -131,8 +138,8 @@ func (s *Service) openRequests(ctx context.Context, tx bun.IDB, businessID strin
 
 // lockInvoicesSQL reads and locks invoices by id ($2), of business $1.
 var lockInvoicesSQL = postgres.NewStatement(func(db bun.IDB) string {
-	return db.NewSelect().Model((*Invoice)(nil)).Where("business_id = $1").Where("id = ANY($2::text[])").
-		Order("id").For("UPDATE").String()
+	return db.NewSelect().Model((*Invoice)(nil)).ColumnExpr("?TableColumns").ColumnExpr(`"invoice".xmin::text::bigint AS xmin`).
+		Where("business_id = $1").Where("id = ANY($2::text[])").Order("id").For("UPDATE").String()
 })
 
 // lockInvoices reads and locks the business's invoices ids, in id order,

@@ -84,6 +84,10 @@ type Invoice struct {
 	Created     time.Time  `bun:"created"`
 	Updated     time.Time  `bun:"updated"`
 
+	// Version is the row version (xmin) the invoice was read at, where
+	// the query asks for it (lockInvoicesSQL): see settle_opened.go.
+	Version int64 `bun:"xmin,scanonly"`
+
 	// Lines, Audit and CreditNotes are loaded with the invoice (loadDetails).
 	Lines       []*InvoiceLine `bun:"-"`
 	Audit       []*AuditEntry  `bun:"-"`

@@ -230,6 +230,10 @@ type Plan struct {
 	Created              time.Time `bun:"created"`
 	Updated              time.Time `bun:"updated"`
 
+	// Version is the row version (xmin) the plan was read at, where the
+	// query asks for it (lockPlansSQL): see settle_opened.go.
+	Version int64 `bun:"xmin,scanonly"`
+
 	// schedule is the plan's schedule, loaded with it.
 	schedule *Schedule
 	// authURL is the AUTH page's address, known only in the response that

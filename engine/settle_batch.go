@@ -81,7 +81,9 @@ var (
 
 // plainSettlements locks, in the engine's lock order (plans, cycles,
 // attempts, invoices; each in id order), what the successes among prs
-// concern, and sorts prs into the plain settlements and the rest.
+// concern, and sorts prs into the plain settlements and the rest. The
+// rows are the ones this worker opened the actions with when none has
+// moved since (lockOpened), else read again (lockSettling).
 func (s *Service) plainSettlements(ctx context.Context, tx bun.IDB, prs []*payments.PaymentRequest, now time.Time) ([]*settlement, []*payments.PaymentRequest, error) {
 	if s.oneByOne {
 		return nil, prs, nil
@@ -97,70 +99,29 @@ func (s *Service) plainSettlements(ctx context.Context, tx bun.IDB, prs []*payme
 	if len(keys) == 0 {
 		return nil, prs, nil
 	}
-	var found []*Attempt
-	if err := attemptsByKeySQL.Scan(ctx, tx, &found, businessID, keys); err != nil {
-		return nil, nil, fmt.Errorf("find the attempts of %d payment requests: %w", len(keys), err)
-	}
-	if len(found) == 0 {
-		return nil, prs, nil
-	}
-	attemptIDs, cycleIDs := make([]string, len(found)), make([]string, len(found))
-	for i, a := range found {
-		attemptIDs[i], cycleIDs[i] = a.ID, a.CycleID
-	}
-	var planIDs []string
-	if err := cyclePlansSQL.Scan(ctx, tx, &planIDs, cycleIDs); err != nil {
-		return nil, nil, fmt.Errorf("read the plans of %d cycles: %w", len(cycleIDs), err)
-	}
-	var plans []*Plan
-	if err := lockPlansInOrderSQL.Scan(ctx, tx, &plans, businessID, planIDs); err != nil {
-		return nil, nil, fmt.Errorf("lock %d plans: %w", len(planIDs), err)
-	}
-	if err := loadSchedules(ctx, tx, plans...); err != nil {
-		return nil, nil, err
-	}
-	var cycles []*Cycle
-	if err := lockCyclesSQL.Scan(ctx, tx, &cycles, businessID, cycleIDs); err != nil {
-		return nil, nil, fmt.Errorf("lock %d cycles: %w", len(cycleIDs), err)
-	}
-	var attempts []*Attempt
-	if err := lockAttemptsSQL.Scan(ctx, tx, &attempts, attemptIDs); err != nil {
-		return nil, nil, fmt.Errorf("lock %d attempts: %w", len(attemptIDs), err)
-	}
-	var invoiceIDs []string
-	for _, c := range cycles {
-		if c.InvoiceID != nil {
-			invoiceIDs = append(invoiceIDs, *c.InvoiceID)
-		}
-	}
-	invs := map[string]*Invoice{}
-	if len(invoiceIDs) > 0 {
-		var err error
-		if invs, err = lockInvoices(ctx, tx, businessID, invoiceIDs); err != nil {
+	var rows *settling
+	var err error
+	if opened := openedIn(ctx); opened != nil {
+		if rows, err = lockOpened(ctx, tx, businessID, keys, opened); err != nil {
 			return nil, nil, err
 		}
 	}
-	planByID, cycleByID, attemptByKey := map[string]*Plan{}, map[string]*Cycle{}, map[string]*Attempt{}
-	for _, p := range plans {
-		planByID[p.ID] = p
-	}
-	for _, c := range cycles {
-		cycleByID[c.ID] = c
-	}
-	for _, a := range attempts {
-		attemptByKey[a.ProviderKey] = a
+	if rows == nil {
+		if rows, err = lockSettling(ctx, tx, businessID, keys); err != nil || rows == nil {
+			return nil, prs, err
+		}
 	}
 	var plain []*settlement
 	seen := map[string]bool{} // plans with a settlement already: one per plan
 	for _, pr := range prs {
-		st := &settlement{pr: pr, a: attemptByKey[pr.ProviderKey]}
+		st := &settlement{pr: pr, a: rows.attempts[pr.ProviderKey]}
 		if pr.Status == payments.StatusSucceeded && pr.BusinessID == businessID && st.a != nil {
-			st.c = cycleByID[st.a.CycleID]
+			st.c = rows.cycles[st.a.CycleID]
 		}
 		if st.c != nil {
-			st.plan = planByID[st.c.PlanID]
+			st.plan = rows.plans[st.c.PlanID]
 			if st.c.InvoiceID != nil {
-				st.inv = invs[*st.c.InvoiceID]
+				st.inv = rows.invoices[*st.c.InvoiceID]
 			}
 		}
 		if !st.isPlain(seen, now) {
@@ -171,6 +132,79 @@ func (s *Service) plainSettlements(ctx context.Context, tx bun.IDB, prs []*payme
 		plain = append(plain, st)
 	}
 	return plain, alone, nil
+}
+
+// settling holds the rows that settlements of a batch concern, locked:
+// plans, cycles and invoices by id, attempts by provider key.
+type settling struct {
+	plans    map[string]*Plan
+	cycles   map[string]*Cycle
+	attempts map[string]*Attempt
+	invoices map[string]*Invoice
+}
+
+func newSettling() *settling {
+	return &settling{plans: map[string]*Plan{}, cycles: map[string]*Cycle{}, attempts: map[string]*Attempt{}, invoices: map[string]*Invoice{}}
+}
+
+// lockSettling locks and reads, in the engine's lock order, the attempts
+// of the business whose provider keys are keys, their cycles, the plans
+// of those and their invoices; or returns nil when no attempt has one of
+// the keys.
+func lockSettling(ctx context.Context, tx bun.IDB, businessID string, keys []string) (*settling, error) {
+	var found []*Attempt
+	if err := attemptsByKeySQL.Scan(ctx, tx, &found, businessID, keys); err != nil {
+		return nil, fmt.Errorf("find the attempts of %d payment requests: %w", len(keys), err)
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	attemptIDs, cycleIDs := make([]string, len(found)), make([]string, len(found))
+	for i, a := range found {
+		attemptIDs[i], cycleIDs[i] = a.ID, a.CycleID
+	}
+	var planIDs []string
+	if err := cyclePlansSQL.Scan(ctx, tx, &planIDs, cycleIDs); err != nil {
+		return nil, fmt.Errorf("read the plans of %d cycles: %w", len(cycleIDs), err)
+	}
+	var plans []*Plan
+	if err := lockPlansInOrderSQL.Scan(ctx, tx, &plans, businessID, planIDs); err != nil {
+		return nil, fmt.Errorf("lock %d plans: %w", len(planIDs), err)
+	}
+	if err := loadSchedules(ctx, tx, plans...); err != nil {
+		return nil, err
+	}
+	var cycles []*Cycle
+	if err := lockCyclesSQL.Scan(ctx, tx, &cycles, businessID, cycleIDs); err != nil {
+		return nil, fmt.Errorf("lock %d cycles: %w", len(cycleIDs), err)
+	}
+	var attempts []*Attempt
+	if err := lockAttemptsSQL.Scan(ctx, tx, &attempts, attemptIDs); err != nil {
+		return nil, fmt.Errorf("lock %d attempts: %w", len(attemptIDs), err)
+	}
+	var invoiceIDs []string
+	for _, c := range cycles {
+		if c.InvoiceID != nil {
+			invoiceIDs = append(invoiceIDs, *c.InvoiceID)
+		}
+	}
+	out := newSettling()
+	if len(invoiceIDs) > 0 {
+		var err error
+		if out.invoices, err = lockInvoices(ctx, tx, businessID, invoiceIDs); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range plans {
+		out.plans[p.ID] = p
+	}
+	for _, c := range cycles {
+		out.cycles[c.ID] = c
+	}
+	for _, a := range attempts {
+		out.attempts[a.ProviderKey] = a
+	}
+	return out, nil
 }
 
 // isPlain reports whether st is a plain settlement (see SettledBatch), its
