@@ -83,24 +83,22 @@ type rowVersion struct {
 	Version int64  `bun:"version"`
 }
 
-// versionsStatement locks rows of table by id ($2), of business $1 when
-// the table has a business column, in id order, and reads their versions.
-func versionsStatement(table string, byBusiness bool) *postgres.Statement {
+// versionsStatement locks the rows of table of business $1 whose ids are
+// $2, in id order, and reads their versions.
+func versionsStatement(table string) *postgres.Statement {
 	return postgres.NewStatement(func(bun.IDB) string {
-		where := "id = ANY($1::text[])"
-		if byBusiness {
-			where = "business_id = $1 AND id = ANY($2::text[])"
-		}
-		return "SELECT id, xmin::text::bigint AS version FROM " + table + " WHERE " + where + " ORDER BY id FOR UPDATE"
+		return "SELECT id, xmin::text::bigint AS version FROM " + table +
+			" WHERE business_id = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE"
 	})
 }
 
-var (
-	planVersionsSQL    = versionsStatement("recurring_plans", true)
-	cycleVersionsSQL   = versionsStatement("recurring_cycles", true)
-	attemptVersionsSQL = versionsStatement("cycle_attempts", false)
-	invoiceVersionsSQL = versionsStatement("invoices", true)
-)
+// The version reads of lockOpened, in the engine's lock order.
+var versionsInLockOrder = []*postgres.Statement{
+	versionsStatement("recurring_plans"),
+	versionsStatement("recurring_cycles"),
+	versionsStatement("cycle_attempts"),
+	versionsStatement("invoices"),
+}
 
 // lockOpened locks, in the engine's lock order (plans, cycles, attempts,
 // invoices; each in id order), the rows of the actions opened whose
@@ -109,70 +107,42 @@ var (
 // when one of keys was not opened here or a row moved on; the caller then
 // reads them all.
 func lockOpened(ctx context.Context, tx bun.IDB, businessID string, keys []string, opened map[string]*openedCharge) (*settling, error) {
-	charges := make([]*openedCharge, len(keys))
-	var planIDs, cycleIDs, attemptIDs, invoiceIDs []string
-	planVersion, invoiceVersion := map[string]int64{}, map[string]int64{}
-	for i, key := range keys {
+	// The version each row must still have, by id, in lock order.
+	want := []map[string]int64{{}, {}, {}, {}}
+	for _, key := range keys {
 		o := opened[key]
-		if o == nil || o.cycle.BusinessID != businessID {
+		if o == nil || o.cycle.BusinessID != businessID || o.written != opened[keys[0]].written {
 			return nil, nil
 		}
-		charges[i] = o
-		if _, dup := planVersion[o.plan.ID]; !dup {
-			planIDs = append(planIDs, o.plan.ID)
-		}
-		if _, dup := invoiceVersion[o.invoice.ID]; !dup {
-			invoiceIDs = append(invoiceIDs, o.invoice.ID)
-		}
-		planVersion[o.plan.ID], invoiceVersion[o.invoice.ID] = o.plan.Version, o.invoice.Version
-		cycleIDs, attemptIDs = append(cycleIDs, o.cycle.ID), append(attemptIDs, o.attempt.ID)
+		want[0][o.plan.ID], want[1][o.cycle.ID], want[2][o.attempt.ID], want[3][o.invoice.ID] =
+			o.plan.Version, o.written, o.written, o.invoice.Version
 	}
-	written := charges[0].written
-	same := func(st *postgres.Statement, ids []string, want func(string) int64, args ...any) (bool, error) {
+	for i, st := range versionsInLockOrder {
+		ids := make([]string, 0, len(want[i]))
+		for id := range want[i] {
+			ids = append(ids, id)
+		}
 		var got []rowVersion
-		if err := st.Scan(ctx, tx, &got, append(args, ids)...); err != nil {
-			return false, fmt.Errorf("lock %d rows settling: %w", len(ids), err)
+		if err := st.Scan(ctx, tx, &got, businessID, ids); err != nil {
+			return nil, fmt.Errorf("lock %d rows to settle: %w", len(ids), err)
 		}
 		if len(got) != len(ids) {
-			return false, nil
-		}
-		for _, r := range got {
-			if r.Version != want(r.ID) {
-				return false, nil
-			}
-		}
-		return true, nil
-	}
-	for _, o := range charges {
-		if o.written != written {
 			return nil, nil
 		}
-	}
-	checks := []struct {
-		st   *postgres.Statement
-		ids  []string
-		want func(string) int64
-		args []any
-	}{
-		{planVersionsSQL, planIDs, func(id string) int64 { return planVersion[id] }, []any{businessID}},
-		{cycleVersionsSQL, cycleIDs, func(string) int64 { return written }, []any{businessID}},
-		{attemptVersionsSQL, attemptIDs, func(string) int64 { return written }, nil},
-		{invoiceVersionsSQL, invoiceIDs, func(id string) int64 { return invoiceVersion[id] }, []any{businessID}},
-	}
-	for _, c := range checks {
-		ok, err := same(c.st, c.ids, c.want, c.args...)
-		if err != nil || !ok {
-			return nil, err
+		for _, r := range got {
+			if r.Version != want[i][r.ID] {
+				return nil, nil
+			}
 		}
 	}
 	out := newSettling()
-	for i, o := range charges {
-		plan, c, a, inv := o.rows()
+	for _, key := range keys {
+		plan, c, a, inv := opened[key].rows()
 		if kept := out.plans[plan.ID]; kept != nil {
 			plan = kept
 			c.bind(plan)
 		}
-		out.plans[plan.ID], out.cycles[c.ID], out.attempts[keys[i]], out.invoices[inv.ID] = plan, c, a, inv
+		out.plans[plan.ID], out.cycles[c.ID], out.attempts[key], out.invoices[inv.ID] = plan, c, a, inv
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -127,36 +128,36 @@ func WithDatabase(rawURL, name string) (string, error) {
 // the values as parameters, and its fixed text is prepared once per
 // connection.
 func Exec(ctx context.Context, db bun.IDB, query string, args ...any) (sql.Result, error) {
-	switch d := db.(type) {
-	case bun.Tx:
-		return d.Tx.ExecContext(ctx, query, args...)
-	case *bun.Tx:
-		return d.Tx.ExecContext(ctx, query, args...)
-	case bun.Conn:
-		return d.Conn.ExecContext(ctx, query, args...)
-	case *bun.Conn:
-		return d.Conn.ExecContext(ctx, query, args...)
-	case *bun.DB:
-		return d.DB.ExecContext(ctx, query, args...)
+	h, err := handle(db)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("postgres: exec on %T: not a bun database, connection or transaction", db)
+	return h.ExecContext(ctx, query, args...)
 }
 
-// query is Exec for a statement that returns rows.
-func query(ctx context.Context, db bun.IDB, query string, args ...any) (*sql.Rows, error) {
+// sqlHandle is what database/sql's database, connection and transaction
+// have in common.
+type sqlHandle interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// handle returns the database/sql handle beneath db (a bun database,
+// connection or transaction), which sends args apart from the text.
+func handle(db bun.IDB) (sqlHandle, error) {
 	switch d := db.(type) {
 	case bun.Tx:
-		return d.Tx.QueryContext(ctx, query, args...)
+		return d.Tx, nil
 	case *bun.Tx:
-		return d.Tx.QueryContext(ctx, query, args...)
+		return d.Tx, nil
 	case bun.Conn:
-		return d.Conn.QueryContext(ctx, query, args...)
+		return d.Conn, nil
 	case *bun.Conn:
-		return d.Conn.QueryContext(ctx, query, args...)
+		return d.Conn, nil
 	case *bun.DB:
-		return d.DB.QueryContext(ctx, query, args...)
+		return d.DB, nil
 	}
-	return nil, fmt.Errorf("postgres: query on %T: not a bun database, connection or transaction", db)
+	return nil, fmt.Errorf("postgres: %T is not a bun database, connection or transaction", db)
 }
 
 // A Statement is a query whose text never changes: its values are bind
@@ -179,6 +180,7 @@ type Statement struct {
 	build func(db bun.IDB) string
 	once  sync.Once
 	text  string
+	runs  atomic.Int64
 }
 
 // NewStatement returns the Statement whose text build makes.
@@ -196,15 +198,24 @@ func (st *Statement) Text(db bun.IDB) string {
 // bun's Scan would (dest points to a model, a slice of models or a slice
 // of values). An empty result leaves a slice empty and is no error.
 func (st *Statement) Scan(ctx context.Context, db bun.IDB, dest any, args ...any) error {
+	st.runs.Add(1)
 	return Select(ctx, db, dest, st.Text(db), args...)
 }
+
+// Runs is how many times the statement was run in this process: bun's
+// query hooks do not see it.
+func (st *Statement) Runs() int64 { return st.runs.Load() }
 
 // Select runs text, a query with a fixed text and bind parameters, on db
 // with args, prepared once per connection (see Statement), and scans the
 // rows into dest as Statement.Scan does.
 func Select(ctx context.Context, db bun.IDB, dest any, text string, args ...any) error {
+	h, err := handle(db)
+	if err != nil {
+		return err
+	}
 	// The mode comes after the one bunConnector puts first, and wins.
-	rows, err := query(ctx, db, text, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+	rows, err := h.QueryContext(ctx, text, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
 	if err != nil {
 		return err
 	}
